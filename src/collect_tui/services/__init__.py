@@ -1,0 +1,1 @@
+"""collect-tui services layer."""

@@ -1,0 +1,69 @@
+"""Opening the database for the app and the commands (the only way upper layers get one)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from collect_tui.storage.engine import (
+    StorageError,
+    describe_db_error,
+    make_engine,
+    make_session_factory,
+    resolve_db_url,
+    safe_url,
+)
+from collect_tui.storage.migrate import ensure_schema
+
+
+@dataclass
+class Database:
+    """An open database: its engine and a session factory."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password hidden."""
+        return safe_url(self.engine.url)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on any error."""
+        with self.sessions() as session:
+            try:
+                with session.begin():
+                    yield session
+            except DBAPIError as exc:
+                raise StorageError(describe_db_error(exc, self.engine.url)) from None
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+
+def open_database(db: str | None = None, *, migrate: bool = True) -> Database:
+    """Open ``db`` (or ``$COLLECT_TUI_DB``, or the embedded default) with a current schema.
+
+    An empty database is migrated on first use; an outdated or newer one is refused with
+    a clear :class:`StorageError`.
+    """
+    engine = make_engine(resolve_db_url(db))
+    try:
+        if migrate:
+            ensure_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Database(engine, make_session_factory(engine))

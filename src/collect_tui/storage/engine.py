@@ -1,0 +1,161 @@
+"""Engine and session setup for the embedded SQLite default and PostgreSQL.
+
+Every failure a user can cause (a bad URL, an unreachable server, a read-only location)
+surfaces as :class:`StorageError` with one clear line; the database URL's password is
+never part of any message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+DB_ENV_VAR = "COLLECT_TUI_DB"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+class StorageError(Exception):
+    """A database problem explained in one line, fit to show a user."""
+
+
+def default_db_path() -> Path:
+    """The embedded database file in the user data dir."""
+    return Path(platformdirs.user_data_dir("collect-tui", appauthor=False)) / "collect.db"
+
+
+def resolve_db_url(db: str | None = None) -> str:
+    """The URL to use: the argument, then ``$COLLECT_TUI_DB``, then the embedded default."""
+    if db:
+        return db
+    env = os.environ.get(DB_ENV_VAR)
+    if env:
+        return env
+    return f"sqlite:///{default_db_path()}"
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def parse_db_url(url: str) -> URL:
+    """Parse and check a database URL, raising :class:`StorageError` on a bad one."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(
+            "not a database URL; expected e.g. sqlite:///path/to/file.db or "
+            "postgresql+psycopg://user@host/dbname"
+        ) from None
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise StorageError(
+            f"unsupported database '{parsed.get_backend_name()}' in {safe_url(parsed)}; "
+            "use sqlite:///FILE or postgresql+psycopg://..."
+        )
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _prepare_sqlite_file(url: URL) -> None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists():
+        if not os.access(path, os.R_OK):
+            raise StorageError(f"cannot read the database file {path}")
+        return
+    if path == default_db_path():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the data directory {path.parent}: {exc.strerror}"
+            ) from None
+    elif not path.parent.is_dir():
+        raise StorageError(f"the directory {path.parent} does not exist")
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Create an engine for ``url`` (SQLite: WAL and foreign keys on) and check it connects."""
+    parsed = parse_db_url(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        _prepare_sqlite_file(parsed)
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = {"connect_timeout": 5}
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except NoSuchModuleError:
+        raise StorageError(f"no driver for {parsed.drivername}; use postgresql+psycopg") from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    check_connection(engine)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    return engine
+
+
+def check_connection(engine: Engine) -> None:
+    """Open one connection, turning driver errors into one-line :class:`StorageError`."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        raise StorageError(describe_db_error(exc, engine.url)) from None
+
+
+def is_driver_error(exc: BaseException) -> bool:
+    """True for errors raised by the database drivers themselves (not wrapped by SQLAlchemy)."""
+    import sqlite3
+
+    import psycopg
+
+    return isinstance(exc, DBAPIError | sqlite3.Error | psycopg.Error)
+
+
+def describe_db_error(exc: BaseException, url: URL | str) -> str:
+    """One line for a driver error, without the URL's password or a traceback."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
+    lines = str(cause).strip().splitlines()
+    original = lines[0] if lines else type(cause).__name__
+    lowered = original.lower()
+    where = safe_url(url)
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"the database {where} is read-only"
+    if "unable to open database file" in lowered:
+        return f"cannot open the database file at {where} (missing directory or no permission)"
+    if "connection refused" in lowered or "could not connect" in lowered or "timeout" in lowered:
+        return f"cannot reach the database server at {where}: {original}"
+    if "password authentication failed" in lowered:
+        return f"the database server at {where} refused the credentials"
+    if "does not exist" in lowered:
+        return f"{original} ({where})"
+    return f"database error at {where}: {original}"
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory whose objects stay usable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)

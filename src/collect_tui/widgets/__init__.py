@@ -1,0 +1,1 @@
+"""collect-tui widgets layer."""

@@ -1,0 +1,59 @@
+"""Shared fixtures: every storage-backed test runs on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+from pgserver import PostgresServer, postgres_available
+
+from collect_tui.services.database import Database, open_database
+
+_counter = itertools.count()
+
+
+def in_ci() -> bool:
+    """True on the CI machine, where PostgreSQL tests must run, never skip."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the whole session."""
+    reason = postgres_available()
+    if reason is not None:
+        if in_ci():
+            pytest.fail(f"PostgreSQL is required in CI: {reason}")
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A URL to a fresh, empty database on each engine."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    name = f"t{os.getpid()}_{next(_counter)}"
+    url = server.create_database(name)
+    request.addfinalizer(lambda: server.drop_database(name))
+    return url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A fresh database with the schema applied, on each engine."""
+    database = open_database(db_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: os.PathLike[str]) -> Iterator[Database]:
+    """A fresh embedded database (for tests that are about one engine only)."""
+    database = open_database(f"sqlite:///{tmp_path}/test.db")
+    yield database
+    database.close()

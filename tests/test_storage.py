@@ -1,0 +1,126 @@
+"""Storage: migrations, engines, UTC times, version checks, clear errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import StatementError
+from sqlalchemy.orm.exc import StaleDataError
+
+from collect_tui.services.database import Database, open_database
+from collect_tui.storage.engine import StorageError, make_engine
+from collect_tui.storage.migrate import current_revision, ensure_schema, head_revision, upgrade
+from collect_tui.storage.models import Agent, Base, Debtor, Invoice
+
+
+def test_empty_database_is_migrated_on_first_use(db: Database) -> None:
+    tables = set(inspect(db.engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+    assert current_revision(db.engine) == head_revision()
+
+
+def test_migration_matches_models(db: Database) -> None:
+    """The migrated schema has every column the models declare."""
+    inspector = inspect(db.engine)
+    for name, table in Base.metadata.tables.items():
+        columns = {c["name"] for c in inspector.get_columns(name)}
+        assert set(table.columns.keys()) == columns, name
+
+
+def test_money_is_decimal_and_times_are_utc(db: Database) -> None:
+    local = datetime(2026, 3, 8, 1, 30, tzinfo=timezone(timedelta(hours=-5)))
+    with db.session() as session:
+        debtor = Debtor(name="Ana", time_zone="America/New_York", last_contact_at=local)
+        session.add(debtor)
+        session.flush()
+        session.add(
+            Invoice(
+                debtor_id=debtor.id,
+                number="INV-1",
+                issue_date=date(2026, 1, 1),
+                due_date=date(2026, 1, 31),
+                currency="USD",
+                total=Decimal("1234567.89"),
+                amount_due=Decimal("0.10"),
+            )
+        )
+    with db.session() as session:
+        invoice = session.scalars(select(Invoice)).one()
+        assert invoice.total == Decimal("1234567.89")
+        assert isinstance(invoice.amount_due, Decimal)
+        debtor = session.scalars(select(Debtor)).one()
+        assert debtor.last_contact_at == local
+        assert debtor.last_contact_at.tzinfo == UTC
+
+
+def test_naive_datetime_is_refused(db: Database) -> None:
+    with pytest.raises(StatementError, match="naive datetime"), db.session() as session:
+        session.add(Debtor(name="x", last_contact_at=datetime(2026, 1, 1)))
+        session.flush()
+
+
+def test_concurrent_edit_is_not_silently_overwritten(db: Database) -> None:
+    with db.session() as session:
+        session.add(Agent(name="a", display_name="A"))
+    first = db.sessions()
+    second = db.sessions()
+    try:
+        mine = first.scalars(select(Agent)).one()
+        theirs = second.scalars(select(Agent)).one()
+        mine.display_name = "Mine"
+        first.commit()
+        theirs.display_name = "Theirs"
+        with pytest.raises(StaleDataError):
+            second.commit()
+    finally:
+        first.close()
+        second.close()
+    with db.session() as session:
+        assert session.scalars(select(Agent)).one().display_name == "Mine"
+
+
+def test_newer_schema_is_refused(db_url: str) -> None:
+    database = open_database(db_url)
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    database.close()
+    with pytest.raises(StorageError, match="newer than this collect-tui"):
+        open_database(db_url)
+    engine = make_engine(db_url)
+    with pytest.raises(StorageError, match="newer"):
+        upgrade(engine)
+    engine.dispose()
+
+
+def test_unrelated_database_is_not_touched(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/other.db")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE stuff (x INTEGER)"))
+    with pytest.raises(StorageError, match="no collect-tui schema"):
+        ensure_schema(engine)
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "not a database URL"),
+        ("mysql://u@h/db", "unsupported database"),
+        ("sqlite:////nonexistent-dir/x.db", "does not exist"),
+        ("postgresql+psycopg://u:secret@127.0.0.1:1/db", "cannot reach"),
+    ],
+)
+def test_bad_urls_give_one_clear_line(url: str, message: str) -> None:
+    with pytest.raises(StorageError, match=message) as info:
+        open_database(url)
+    assert "secret" not in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_sqlite_uses_wal_and_foreign_keys(sqlite_db: Database) -> None:
+    with sqlite_db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
