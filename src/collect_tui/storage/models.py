@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -136,6 +137,13 @@ class Debtor(Base):
     last_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_action: Mapped[str | None] = mapped_column(String(64))
+    # Facts the priority score is computed from, kept current by events and the daily pass.
+    promise_due_on: Mapped[date | None] = mapped_column(Date)
+    broken_promise_on: Mapped[date | None] = mapped_column(Date)
+    installment_missed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    cadence_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    contact_blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    contact_block_reason: Mapped[str | None] = mapped_column(String(200))
     priority_score: Mapped[float] = mapped_column(Float, default=0.0)
     priority_reason: Mapped[str | None] = mapped_column(String(200))
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -149,6 +157,7 @@ class Debtor(Base):
     __table_args__ = (
         Index("ix_debtors_queue", "assigned_agent_id", "priority_score", "id"),
         Index("ix_debtors_name", "name"),
+        Index("ix_debtors_callbacks", "assigned_agent_id", "next_action_at"),
     )
 
 
