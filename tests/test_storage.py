@@ -124,3 +124,19 @@ def test_sqlite_uses_wal_and_foreign_keys(sqlite_db: Database) -> None:
     with sqlite_db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_older_schema_is_left_alone_until_db_upgrade(db_url: str) -> None:
+    from alembic import command
+
+    from collect_tui.storage.migrate import alembic_config
+
+    engine = make_engine(db_url)
+    command.upgrade(alembic_config(engine), "0001")
+    with pytest.raises(StorageError, match="run: collect-tui db upgrade"):
+        ensure_schema(engine)
+    assert current_revision(engine) == "0001"
+    before, after = upgrade(engine)
+    assert (before, after) == ("0001", head_revision())
+    ensure_schema(engine)
+    engine.dispose()
