@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine
 
 from collect_tui.storage.bulk import bulk_insert, next_ids, reset_sequences, sql_timestamp
+from collect_tui.storage.scoring import rescore
 
 CHUNK = 5_000
 PART_MIN = 20_000  # debtors per part below which a seed runs in one process
@@ -450,6 +451,7 @@ def seed_portfolio(
                 else:
                     _write_parts_in_process(conn, plan, stats, progress)
                 reset_sequences(conn, SEED_TABLES)
+                rescore(conn, today=today, now=now.replace(tzinfo=UTC))
         finally:
             if sqlite:
                 for alias in conn.exec_driver_sql("PRAGMA database_list").fetchall():

@@ -1,0 +1,723 @@
+"""Priority facts and scores kept in the ``debtors`` table, set-based, on SQLite and PostgreSQL.
+
+:func:`refresh_facts` recomputes the cached facts of every debtor (the daily pass) or of
+a few (after an event) from invoices, contacts, promises and tasks; :func:`rescore` does
+that and stores the score of :func:`collect_tui.domain.priority.score_account`, computed
+in SQL by :func:`score_expression`. Nothing is loaded into Python to be scored.
+
+Fact definitions (``today`` is a UTC day):
+
+* ``open_balance`` / ``open_invoices`` / ``oldest_due_date``: sum of ``amount_due``,
+  count and earliest ``due_date`` of the invoices in status ``open`` (none: 0, 0, NULL);
+* ``last_contact_at``: the latest ``contacts.started_at``;
+* ``promise_due_on``: the earliest ``pending`` promise due on or after ``today``;
+* ``broken_promise_on``: the latest ``broken`` promise due within the lookback
+  (``today - broken_lookback_days`` .. ``today``); ``installment_missed``: one of those
+  belongs to a payment plan;
+* ``cadence_due_at``: the earliest open ``cadence`` task; ``next_action`` /
+  ``next_action_at``: ``callback`` and the earliest open ``callback`` task (else NULL).
+
+Statements are built once per engine kind and weights and run with the day's values as
+bound parameters, so an incremental rescore costs two indexed UPDATEs and no SQL
+compilation. ``updated_at`` and ``version`` are left alone: refreshing caches is not an
+edit (``scored_at`` tells that a row was rescored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Date,
+    Executable,
+    Float,
+    FromClause,
+    Index,
+    Integer,
+    MetaData,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from collect_tui.domain.aging import BUCKETS, bucket_due_date_floors
+from collect_tui.domain.priority import DEFAULT_WEIGHTS, EXCLUDED_SCORE, PriorityWeights
+from collect_tui.storage.models import MONEY, Contact, Debtor, Invoice, Promise, Task, UTCDateTime
+
+debtors = Debtor.__table__
+invoices = Invoice.__table__
+contacts = Contact.__table__
+promises = Promise.__table__
+tasks = Task.__table__
+
+# The page cache of a daily pass on SQLite, in KiB (the previous size is restored after).
+SQLITE_CACHE_KIB = 64 * 1024
+# How many ids go into one ``IN (...)`` (well below SQLite's bound-parameter limit).
+ID_CHUNK = 500
+
+# The fact columns refreshed from the source tables.
+FACT_COLUMNS = (
+    "open_balance",
+    "open_invoices",
+    "oldest_due_date",
+    "last_contact_at",
+    "promise_due_on",
+    "broken_promise_on",
+    "installment_missed",
+    "cadence_due_at",
+    "next_action_at",
+)
+# The debtor columns the score reads (``score_expression(columns=...)`` may replace any).
+SCORE_INPUTS = (
+    "open_balance",
+    "currency",
+    "oldest_due_date",
+    "last_contact_at",
+    "promise_due_on",
+    "broken_promise_on",
+    "installment_missed",
+    "cadence_due_at",
+    "cease_communication",
+    "dispute",
+    "bankruptcy",
+    "deceased",
+)
+
+_scratch = MetaData()
+# Per-connection scratch table of the daily pass on SQLite: the facts of each debtor.
+_facts = Table(
+    "prio_facts",
+    _scratch,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("open_balance", MONEY),
+    Column("open_invoices", Integer),
+    Column("oldest_due_date", Date),
+    Column("last_contact_at", UTCDateTime),
+    Column("promise_due_on", Date),
+    Column("broken_promise_on", Date),
+    Column("installment_missed", Boolean),
+    Column("cadence_due_at", UTCDateTime),
+    Column("next_action_at", UTCDateTime),
+    prefixes=["TEMPORARY"],
+)
+
+
+# --- the day's values, bound as parameters ------------------------------------------------
+
+
+def _day(name: str, values: Mapping[str, Any] | None = None) -> ColumnElement[Any]:
+    """The day's DATE value ``prio_<name>``, bound later or now (from ``values``)."""
+    return _bound(name, Date, values)
+
+
+def _instant(name: str, values: Mapping[str, Any] | None = None) -> ColumnElement[Any]:
+    """The day's UTC TIMESTAMP value ``prio_<name>``, bound later or now."""
+    return _bound(name, UTCDateTime, values)
+
+
+def _bound(name: str, type_: Any, values: Mapping[str, Any] | None) -> ColumnElement[Any]:
+    key = f"prio_{name}"
+    if values is None:
+        return bindparam(key, type_=type_)
+    return bindparam(key, values[key], type_=type_)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), UTC)
+
+
+def _julian_day(day: date) -> float:
+    """SQLite's ``julianday()`` of a date (at midnight)."""
+    return day.toordinal() + 1721424.5
+
+
+def day_params(today: date, weights: PriorityWeights | None = None) -> dict[str, Any]:
+    """The bound values the statements of this module need for ``today``."""
+    w = weights or DEFAULT_WEIGHTS
+    params: dict[str, Any] = {
+        "prio_today": today,
+        "prio_julian_today": _julian_day(today),
+        "prio_today_start": _midnight(today),
+        "prio_tomorrow_start": _midnight(today + timedelta(days=1)),
+        "prio_broken_floor": today - timedelta(days=w.broken_lookback_days),
+        "prio_late_cap_floor": today - timedelta(days=w.days_past_due_cap),
+        # A contact before this instant is at least ``no_contact_cap`` UTC days old.
+        "prio_contact_cap_start": _midnight(today - timedelta(days=w.no_contact_cap - 1)),
+    }
+    for index, (_, floor) in enumerate(bucket_due_date_floors(today)):
+        if floor is not None:
+            params[f"prio_bucket_{index}"] = floor
+    return params
+
+
+# --- the score in SQL -------------------------------------------------------------------
+
+
+def _points(value: float) -> ColumnElement[Any]:
+    return literal(float(value), Float)
+
+
+def _days_to_today(
+    dialect: str, column: ColumnElement[Any], values: Mapping[str, Any] | None
+) -> ColumnElement[Any]:
+    """Whole days from a DATE column to today."""
+    if dialect == "sqlite":
+        return _bound("julian_today", Float, values) - func.julianday(column)
+    return _day("today", values) - column
+
+
+def _utc_days_to_today(
+    dialect: str, column: ColumnElement[Any], values: Mapping[str, Any] | None
+) -> ColumnElement[Any]:
+    """Whole days from the UTC day of a (naive UTC) TIMESTAMP column to today."""
+    if dialect == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff'
+        return _bound("julian_today", Float, values) - func.julianday(func.substr(column, 1, 10))
+    return _day("today", values) - cast(column, Date)
+
+
+def _least(dialect: str, a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The smaller of two non-NULL values (SQLite's scalar min(), PostgreSQL's LEAST)."""
+    return func.min(a, b) if dialect == "sqlite" else func.least(a, b)
+
+
+def _score_template(
+    dialect: str,
+    weights: PriorityWeights,
+    columns: Mapping[str, ColumnElement[Any]] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> ColumnElement[float]:
+    """The score with the day's values as parameters (see :func:`day_params`).
+
+    Without ``values`` the parameters are bound at execution; with them, now.
+    """
+    w = weights
+    v = values
+    col: dict[str, ColumnElement[Any]] = {name: debtors.c[name] for name in SCORE_INPUTS}
+    col.update(columns or {})
+    zero = _points(0.0)
+
+    promise = case(
+        (col["promise_due_on"] == _day("today", v), _points(w.promise_due_today)), else_=zero
+    )
+    broken = case(
+        (
+            col["broken_promise_on"].between(_day("broken_floor", v), _day("today", v)),
+            _points(w.broken_promise),
+        ),
+        else_=zero,
+    )
+    installment = case((col["installment_missed"], _points(w.installment_missed)), else_=zero)
+    cadence = case(
+        (col["cadence_due_at"] < _instant("tomorrow_start", v), _points(w.cadence_due)),
+        else_=zero,
+    )
+
+    rates = {currency: float(rate) for currency, rate in w.fx_to_base.items()}
+    rate = case(rates, value=col["currency"], else_=_points(1.0)) if rates else _points(1.0)
+    base = cast(col["open_balance"], Float) * rate
+    balance = _least(dialect, base, _points(float(w.balance_cap))) * _points(w.balance_per_unit)
+
+    oldest = col["oldest_due_date"]
+    late_days = case(
+        (oldest.is_(None), zero),
+        (oldest >= _day("today", v), zero),
+        (oldest <= _day("late_cap_floor", v), _points(w.days_past_due_cap)),
+        else_=_days_to_today(dialect, oldest, v),
+    )
+    steps: list[tuple[ColumnElement[bool], ColumnElement[Any]]] = [(oldest.is_(None), zero)]
+    for index in range(len(BUCKETS) - 1):
+        steps.append((oldest >= _day(f"bucket_{index}", v), _points(index * w.aging_bucket_step)))
+    bucket = case(*steps, else_=_points((len(BUCKETS) - 1) * w.aging_bucket_step))
+    lateness = late_days * _points(w.days_past_due) + bucket
+
+    last = col["last_contact_at"]
+    contact_days = case(
+        (last.is_(None), _points(w.no_contact_cap)),
+        (last >= _instant("today_start", v), zero),
+        (last < _instant("contact_cap_start", v), _points(w.no_contact_cap)),
+        else_=_utc_days_to_today(dialect, last, v),
+    )
+    contact = contact_days * _points(w.no_contact)
+
+    total = promise + broken + installment + cadence + balance + lateness + contact
+    excluded = or_(
+        col["dispute"],
+        col["cease_communication"],
+        col["bankruptcy"],
+        col["deceased"],
+        col["open_balance"] <= 0,
+    )
+    return case((excluded, _points(EXCLUDED_SCORE)), else_=total)
+
+
+def score_expression(
+    dialect_name: str,
+    *,
+    today: date,
+    weights: PriorityWeights | None = None,
+    columns: Mapping[str, ColumnElement[Any]] | None = None,
+) -> ColumnElement[float]:
+    """The score of ``score_account`` on ``today`` as a SQL expression over ``debtors``.
+
+    ``columns`` replaces some inputs (named like the debtor columns, see
+    :data:`SCORE_INPUTS`), e.g. with freshly aggregated facts. Only core SQL is used
+    (no SQLite math functions); day arithmetic is ``julianday()`` on SQLite and date
+    subtraction on PostgreSQL.
+    """
+    w = weights or DEFAULT_WEIGHTS
+    return _score_template(dialect_name, w, columns, day_params(today, w))
+
+
+# --- the facts from their source tables ---------------------------------------------------
+
+
+def _as_bool(expr: ColumnElement[Any]) -> ColumnElement[bool]:
+    """A 1/0/NULL aggregate as a boolean (NULL is false), the same on both engines."""
+    return func.coalesce(expr, 0) == 1
+
+
+def _invoice_facts(dialect: str) -> list[ColumnElement[Any]]:
+    total = func.sum(invoices.c.amount_due)
+    if dialect == "sqlite":  # REAL arithmetic: back to cents
+        total = func.round(total, 2)
+    return [func.coalesce(total, 0), func.count(), func.min(invoices.c.due_date)]
+
+
+def _promise_filter() -> ColumnElement[bool]:
+    return or_(
+        and_(promises.c.status == "pending", promises.c.due_date >= _day("today")),
+        and_(
+            promises.c.status == "broken",
+            promises.c.due_date.between(_day("broken_floor"), _day("today")),
+        ),
+    )
+
+
+def _promise_facts() -> list[ColumnElement[Any]]:
+    pending = promises.c.status == "pending"
+    broken = promises.c.status == "broken"
+    return [
+        func.min(case((pending, promises.c.due_date))),
+        func.max(case((broken, promises.c.due_date))),
+        _as_bool(func.max(case((and_(broken, promises.c.plan_id.is_not(None)), 1), else_=0))),
+    ]
+
+
+def _task_filter() -> ColumnElement[bool]:
+    return and_(tasks.c.status == "open", tasks.c.kind.in_(("cadence", "callback")))
+
+
+def _task_facts() -> list[ColumnElement[Any]]:
+    return [
+        func.min(case((tasks.c.kind == "cadence", tasks.c.due_at))),
+        func.min(case((tasks.c.kind == "callback", tasks.c.due_at))),
+    ]
+
+
+def _callback_name(next_action_at: ColumnElement[Any]) -> ColumnElement[Any]:
+    return case((next_action_at.is_not(None), literal("callback")), else_=null())
+
+
+def _unchanged() -> dict[Any, Any]:
+    return {debtors.c.updated_at: debtors.c.updated_at}
+
+
+def _refresh_some_statement(dialect: str) -> Executable:
+    """UPDATE the facts of the debtors in ``prio_ids`` with correlated aggregates."""
+    me = debtors.c.id
+    inv = select(*_invoice_facts(dialect)).where(
+        invoices.c.debtor_id == me, invoices.c.status == "open"
+    )
+    last = select(func.max(contacts.c.started_at)).where(contacts.c.debtor_id == me)
+    prom = select(*_promise_facts()).where(promises.c.debtor_id == me, _promise_filter())
+    callback_at = _task_facts()[1]
+    task = select(*_task_facts(), _callback_name(callback_at)).where(
+        tasks.c.debtor_id == me, _task_filter()
+    )
+    d = debtors.c
+    return (
+        update(debtors)
+        .where(me.in_(bindparam("prio_ids", expanding=True)))
+        .values(
+            {
+                tuple_(d.open_balance, d.open_invoices, d.oldest_due_date): inv.scalar_subquery(),
+                d.last_contact_at: last.scalar_subquery(),
+                tuple_(
+                    d.promise_due_on, d.broken_promise_on, d.installment_missed
+                ): prom.scalar_subquery(),
+                tuple_(d.cadence_due_at, d.next_action_at, d.next_action): task.scalar_subquery(),
+                **_unchanged(),
+            }
+        )
+    )
+
+
+def _score_some_statement(dialect: str, weights: PriorityWeights) -> Executable:
+    """UPDATE the stored score of the debtors in ``prio_ids`` from their columns."""
+    return (
+        update(debtors)
+        .where(debtors.c.id.in_(bindparam("prio_ids", expanding=True)))
+        .values(
+            {
+                debtors.c.priority_score: _score_template(dialect, weights),
+                debtors.c.scored_at: _instant("now"),
+                **_unchanged(),
+            }
+        )
+    )
+
+
+def _upsert(columns: Sequence[str], query: Select[Any]) -> Executable:
+    """Merge ``query`` rows (id first, then ``columns``) into the scratch facts table."""
+    stmt = sqlite_insert(_facts).from_select(["id", *columns], query)
+    return stmt.on_conflict_do_update(
+        index_elements=[_facts.c.id], set_={name: stmt.excluded[name] for name in columns}
+    )
+
+
+def _fill_scratch_statements() -> list[Executable]:
+    """Aggregate every source table once, in index order, into the scratch table."""
+    return [
+        _facts.insert().from_select(
+            ["id", "open_balance", "open_invoices", "oldest_due_date"],
+            select(invoices.c.debtor_id, *_invoice_facts("sqlite"))
+            .where(invoices.c.status == "open")
+            .group_by(invoices.c.debtor_id),
+        ),
+        _upsert(
+            ["last_contact_at"],
+            select(contacts.c.debtor_id, func.max(contacts.c.started_at))
+            .where(contacts.c.debtor_id.is_not(None))
+            .group_by(contacts.c.debtor_id),
+        ),
+        _upsert(
+            ["promise_due_on", "broken_promise_on", "installment_missed"],
+            select(promises.c.debtor_id, *_promise_facts())
+            .where(_promise_filter())
+            .group_by(promises.c.debtor_id),
+        ),
+        _upsert(
+            ["cadence_due_at", "next_action_at"],
+            select(tasks.c.debtor_id, *_task_facts())
+            .where(_task_filter())
+            .group_by(tasks.c.debtor_id),
+        ),
+    ]
+
+
+def _fresh_facts(row: FromClause) -> dict[str, ColumnElement[Any]]:
+    """New fact values from an outer-joined facts row (none: nothing owed, no events)."""
+    return {
+        "open_balance": func.coalesce(row.c.open_balance, 0),
+        "open_invoices": func.coalesce(row.c.open_invoices, 0),
+        "oldest_due_date": row.c.oldest_due_date,
+        "last_contact_at": row.c.last_contact_at,
+        "promise_due_on": row.c.promise_due_on,
+        "broken_promise_on": row.c.broken_promise_on,
+        "installment_missed": func.coalesce(row.c.installment_missed, false()),
+        "cadence_due_at": row.c.cadence_due_at,
+        "next_action_at": row.c.next_action_at,
+    }
+
+
+def _apply_all_sqlite_statements(weights: PriorityWeights | None) -> list[Executable]:
+    """Copy the scratch facts (and the score) onto every debtor in one pass over the table.
+
+    Each debtor reads its facts with one primary-key lookup. The callback columns are
+    written apart and only where they change, so the callback index is not rewritten.
+    """
+    one = select(literal(1).label("one")).subquery("one")
+    joined = one.outerjoin(_facts, _facts.c.id == debtors.c.id)
+    fresh = _fresh_facts(_facts)
+    names = [name for name in FACT_COLUMNS if name != "next_action_at"]
+    targets = [debtors.c[name] for name in names]
+    values = [fresh[name] for name in names]
+    if weights is not None:
+        targets += [debtors.c.priority_score, debtors.c.scored_at]
+        values += [_score_template("sqlite", weights, fresh), _instant("now")]
+    facts = update(debtors).values(
+        {tuple_(*targets): select(*values).select_from(joined).scalar_subquery(), **_unchanged()}
+    )
+    callback = select(fresh["next_action_at"], _callback_name(fresh["next_action_at"]))
+    changed = or_(
+        debtors.c.next_action_at.is_not(None),
+        debtors.c.next_action.is_not(None),
+        debtors.c.id.in_(select(_facts.c.id).where(_facts.c.next_action_at.is_not(None))),
+    )
+    callbacks = (
+        update(debtors)
+        .where(changed)
+        .values(
+            {
+                tuple_(debtors.c.next_action_at, debtors.c.next_action): callback.select_from(
+                    joined
+                ).scalar_subquery(),
+                **_unchanged(),
+            }
+        )
+    )
+    return [facts, callbacks]
+
+
+def _all_facts_postgresql() -> Select[Any]:
+    """Every debtor's id with its fresh facts: one query of hash-joined aggregates."""
+
+    def labelled(exprs: list[ColumnElement[Any]], *names: str) -> list[ColumnElement[Any]]:
+        return [expr.label(name) for expr, name in zip(exprs, names, strict=True)]
+
+    inv = (
+        select(
+            invoices.c.debtor_id,
+            *labelled(
+                _invoice_facts("postgresql"), "open_balance", "open_invoices", "oldest_due_date"
+            ),
+        )
+        .where(invoices.c.status == "open")
+        .group_by(invoices.c.debtor_id)
+        .subquery("inv")
+    )
+    con = (
+        select(contacts.c.debtor_id, func.max(contacts.c.started_at).label("last_contact_at"))
+        .group_by(contacts.c.debtor_id)
+        .subquery("con")
+    )
+    prom = (
+        select(
+            promises.c.debtor_id,
+            *labelled(
+                _promise_facts(), "promise_due_on", "broken_promise_on", "installment_missed"
+            ),
+        )
+        .where(_promise_filter())
+        .group_by(promises.c.debtor_id)
+        .subquery("prom")
+    )
+    task = (
+        select(tasks.c.debtor_id, *labelled(_task_facts(), "cadence_due_at", "next_action_at"))
+        .where(_task_filter())
+        .group_by(tasks.c.debtor_id)
+        .subquery("task")
+    )
+    d = debtors.alias("d")
+    return select(
+        d.c.id,
+        inv.c.open_balance,
+        inv.c.open_invoices,
+        inv.c.oldest_due_date,
+        con.c.last_contact_at,
+        prom.c.promise_due_on,
+        prom.c.broken_promise_on,
+        prom.c.installment_missed,
+        task.c.cadence_due_at,
+        task.c.next_action_at,
+    ).select_from(
+        d.outerjoin(inv, inv.c.debtor_id == d.c.id)
+        .outerjoin(con, con.c.debtor_id == d.c.id)
+        .outerjoin(prom, prom.c.debtor_id == d.c.id)
+        .outerjoin(task, task.c.debtor_id == d.c.id)
+    )
+
+
+def _apply_all_postgresql_statement(weights: PriorityWeights | None) -> Executable:
+    """One UPDATE ... FROM of every debtor's fresh facts (and score)."""
+    facts = _all_facts_postgresql().subquery("f")
+    fresh = _fresh_facts(facts)
+    values: dict[Any, Any] = {debtors.c[name]: fresh[name] for name in FACT_COLUMNS}
+    values[debtors.c.next_action] = _callback_name(fresh["next_action_at"])
+    values.update(_unchanged())
+    if weights is not None:
+        values[debtors.c.priority_score] = _score_template("postgresql", weights, fresh)
+        values[debtors.c.scored_at] = _instant("now")
+    return update(debtors).where(debtors.c.id == facts.c.id).values(values)
+
+
+# Built statements by (purpose, engine, weights as JSON): the day comes in as parameters.
+_statements: dict[tuple[str, str, str], Any] = {}
+
+
+def _cached(purpose: str, dialect: str, weights: PriorityWeights | None, build: Any) -> Any:
+    key = (purpose, dialect, weights.model_dump_json() if weights is not None else "")
+    found = _statements.get(key)
+    if found is None:
+        if len(_statements) > 64:  # many weight settings over time: start over
+            _statements.clear()
+        found = _statements[key] = build()
+    return found
+
+
+# --- running it -------------------------------------------------------------------------
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), ID_CHUNK):
+        yield unique[start : start + ID_CHUNK]
+
+
+def _in_transaction(conn: Connection) -> bool:
+    """True when the SQLite connection has really begun a transaction (DDL then rolls back)."""
+    raw = conn.connection.driver_connection
+    return bool(getattr(raw, "in_transaction", False))
+
+
+def _sqlite_cache_size(conn: Connection) -> int | None:
+    value = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    return value if isinstance(value, int) else None
+
+
+def _cache_kib(conn: Connection, cache_size: int) -> int:
+    """A ``cache_size`` setting in KiB (negative: KiB already; positive: pages)."""
+    if cache_size < 0:
+        return -cache_size
+    page_size = conn.exec_driver_sql("PRAGMA page_size").scalar()
+    return cache_size * int(page_size or 4096) // 1024
+
+
+def _queue_index() -> Index | None:
+    """The model's index that orders a queue by score."""
+    for index in debtors.indexes:
+        if "priority_score" in index.columns:
+            return index
+    return None
+
+
+def _all_sqlite(conn: Connection, params: dict[str, Any], weights: PriorityWeights | None) -> int:
+    """The daily pass on SQLite: aggregate into a scratch table, then one pass over debtors.
+
+    The page cache is enlarged for the pass (and restored), and when scores change the
+    queue index is rebuilt once instead of being updated row by row; that is done only
+    inside a transaction (SQLite DDL is transactional) and the index is recreated even
+    when the pass fails.
+    """
+    # Take the write lock before reading: facts read from an older snapshot could not be
+    # written (SQLite refuses to upgrade a stale read) and would be stale anyway.
+    conn.execute(
+        update(debtors)
+        .where(debtors.c.id.is_(None))
+        .values({debtors.c.id: debtors.c.id, **_unchanged()})
+    )
+    cache_size = _sqlite_cache_size(conn)
+    grow = cache_size is not None and _cache_kib(conn, cache_size) < SQLITE_CACHE_KIB
+    if grow:
+        conn.exec_driver_sql(f"PRAGMA cache_size={-SQLITE_CACHE_KIB}")
+    try:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS temp.prio_facts")
+        _facts.create(conn)
+        for stmt in _cached("fill", "sqlite", None, _fill_scratch_statements):
+            conn.execute(stmt, params)
+        queue_index = _queue_index() if weights is not None and _in_transaction(conn) else None
+        if queue_index is not None:
+            queue_index.drop(conn)
+        try:
+            facts, callbacks = _cached(
+                "apply", "sqlite", weights, lambda: _apply_all_sqlite_statements(weights)
+            )
+            count = conn.execute(facts, params).rowcount
+            conn.execute(callbacks, params)
+        finally:
+            if queue_index is not None:
+                queue_index.create(conn, checkfirst=True)
+        return count
+    finally:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS temp.prio_facts")
+        if grow:
+            conn.exec_driver_sql(f"PRAGMA cache_size={cache_size}")
+
+
+def _run(
+    conn: Connection,
+    *,
+    today: date,
+    now: datetime,
+    debtor_ids: Sequence[int] | None,
+    weights: PriorityWeights,
+    score: bool,
+) -> int:
+    if now.tzinfo is None:
+        raise ValueError("naive datetime given as now; attach a time zone")
+    dialect = conn.dialect.name
+    params = day_params(today, weights)
+    params["prio_now"] = now
+    scoring = weights if score else None
+    if debtor_ids is not None:
+        refresh = _cached("refresh_some", dialect, None, lambda: _refresh_some_statement(dialect))
+        rescore_ = (
+            _cached("score_some", dialect, weights, lambda: _score_some_statement(dialect, weights))
+            if score
+            else None
+        )
+        count = 0
+        for ids in _chunks(debtor_ids):
+            chunk = {**params, "prio_ids": ids}
+            count += conn.execute(refresh, chunk).rowcount
+            if rescore_ is not None:
+                conn.execute(rescore_, chunk)
+        return count
+    if dialect == "sqlite":
+        return _all_sqlite(conn, params, scoring)
+    stmt = _cached("apply", dialect, scoring, lambda: _apply_all_postgresql_statement(scoring))
+    return conn.execute(stmt, params).rowcount
+
+
+def refresh_facts(
+    conn: Connection,
+    *,
+    today: date,
+    now: datetime,
+    debtor_ids: Sequence[int] | None = None,
+    weights: PriorityWeights | None = None,
+) -> int:
+    """Recompute the cached priority facts of every debtor, or of ``debtor_ids``.
+
+    ``weights`` only supplies the broken-promise lookback. Runs in the caller's
+    transaction; returns the number of debtors updated.
+    """
+    return _run(
+        conn,
+        today=today,
+        now=now,
+        debtor_ids=debtor_ids,
+        weights=weights or DEFAULT_WEIGHTS,
+        score=False,
+    )
+
+
+def rescore(
+    conn: Connection,
+    *,
+    today: date,
+    now: datetime,
+    weights: PriorityWeights | None = None,
+    debtor_ids: Sequence[int] | None = None,
+) -> int:
+    """Refresh the facts, then store ``priority_score`` and ``scored_at`` (all or some).
+
+    The daily pass (no ``debtor_ids``) writes facts and score in the same pass over the
+    table. Runs in the caller's transaction; returns the number of debtors scored.
+    """
+    return _run(
+        conn,
+        today=today,
+        now=now,
+        debtor_ids=debtor_ids,
+        weights=weights or DEFAULT_WEIGHTS,
+        score=True,
+    )
