@@ -1,0 +1,1 @@
+"""Tests of the sync connector half: records, Xero connector, rate limiter, sandbox."""
