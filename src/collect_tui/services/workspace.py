@@ -1,0 +1,1992 @@
+"""The debtor workspace: one account as the agent sees it, and what the agent logs on it.
+
+Reads (:func:`load_account`, :func:`load_timeline`, :func:`preview_plan`) return frozen
+dataclasses. Every write is ONE transaction through :meth:`Database.session`: permission
+check, version check of the debtor row, the change, its audit rows, its outbox rows and
+the incremental rescore of the account. Any error leaves nothing half-written.
+
+Concurrency: each write takes the ``expected_version`` of the debtor row the agent opened
+and bumps it (SQLAlchemy's ``version_id_col``), so of two people saving on the same
+version the second gets :class:`StaleEdit` instead of silently overwriting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Literal, TypeVar, get_args
+from uuid import uuid4
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from collect_tui.domain.aging import BUCKETS, aging_bucket, days_past_due
+from collect_tui.domain.dispositions import (
+    DEFAULT,
+    DispositionSet,
+    check_channel,
+    is_conversation,
+)
+from collect_tui.domain.money import format_money, to_money
+from collect_tui.domain.plans import (
+    Frequency,
+    Installment,
+    describe_plan,
+    generate_installments,
+)
+from collect_tui.domain.promises import (
+    DEFAULT_GRACE_DAYS,
+    FieldError,
+    evaluate_installments,
+    evaluate_promise,
+    validate_promise,
+)
+from collect_tui.services import audit
+from collect_tui.services.agents import AgentInfo
+from collect_tui.services.database import Database
+from collect_tui.storage.models import (
+    Agent,
+    Assignment,
+    AuditEntry,
+    Contact,
+    Debtor,
+    Dispute,
+    Email,
+    Invoice,
+    OutboxMessage,
+    Payment,
+    PaymentPlan,
+    Phone,
+    Promise,
+    Settlement,
+    Task,
+)
+from collect_tui.storage.scoring import rescore
+
+T = TypeVar("T")
+
+TimelineKind = Literal[
+    "contact",
+    "promise",
+    "plan",
+    "installment",
+    "settlement",
+    "dispute",
+    "reassignment",
+    "payment",
+    "sync",
+    "callback",
+]
+TIMELINE_KINDS: tuple[str, ...] = get_args(TimelineKind)
+
+NOTE_LIMIT = 250  # characters of an outbox history note / dispute details
+RECENT_PAYMENTS = 20
+PLAN_START_HORIZON_DAYS = 30
+SETTLEMENT_HORIZON_DAYS = 30
+# A logged contact completes the open callbacks due up to this long after it.
+CALLBACK_EARLY = timedelta(minutes=30)
+OPEN_DISPUTE = ("open", "verified")
+LIVE_SETTLEMENT = ("awaiting_approval", "approved")
+SYSTEM = audit.SYSTEM_ACTOR
+_ID_CHUNK = 500
+
+
+# --- errors and inputs -------------------------------------------------------------------
+
+
+class AccessDenied(Exception):
+    """The agent may not see or change this account."""
+
+
+class AccountNotFound(LookupError):
+    """No debtor with that id."""
+
+
+class StaleEdit(Exception):
+    """The account changed since the agent opened it; the change was not saved."""
+
+    def __init__(
+        self,
+        debtor_id: int,
+        *,
+        changed_by: str | None = None,
+        changed_at: datetime | None = None,
+        current_version: int | None = None,
+    ) -> None:
+        self.debtor_id = debtor_id
+        self.changed_by = changed_by
+        self.changed_at = changed_at
+        self.current_version = current_version
+        who = changed_by or "someone else"
+        when = f" at {changed_at.astimezone().strftime('%H:%M')}" if changed_at else ""
+        super().__init__(
+            f"This account changed since you opened it (by {who}{when}); reload to see the change."
+        )
+
+
+class ValidationFailed(ValueError):
+    """The input was refused; ``errors`` says what is wrong with which field."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(error.message for error in self.errors))
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A callback at a date and time on the DEBTOR's clock."""
+
+    local_date: date
+    local_time: time
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class PromiseInput:
+    """A promise to pay taken during a contact."""
+
+    amount: Decimal
+    due_date: date
+    invoice_id: int | None = None
+
+
+# --- views -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhoneView:
+    """A phone number and whether it may be called."""
+
+    id: int
+    number: str
+    kind: str
+    do_not_call: bool
+    sms_consent: bool
+
+
+@dataclass(frozen=True)
+class EmailView:
+    """An email address and whether it may be written to."""
+
+    id: int
+    address: str
+    do_not_email: bool
+
+
+@dataclass(frozen=True)
+class DebtorView:
+    """Who the debtor is and how to reach them."""
+
+    id: int
+    external_id: str | None
+    name: str
+    is_company: bool
+    contact_person: str | None
+    time_zone: str
+    local_time: datetime
+    phones: tuple[PhoneView, ...]
+    emails: tuple[EmailView, ...]
+    preferred_channel: str
+    flags: tuple[str, ...]
+    address: str | None
+    country: str
+    region: str | None
+    language: str
+    currency: str
+    segment: str
+    assigned_agent_id: int | None
+    assigned_agent: str | None
+    next_action: str | None
+    next_action_at: datetime | None
+    priority_score: float
+    priority_reason: str | None
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    """One open invoice, aged on the day it was loaded."""
+
+    id: int
+    external_id: str | None
+    number: str
+    issue_date: date
+    due_date: date
+    days_past_due: int
+    bucket: str
+    total: Decimal
+    amount_due: Decimal
+    currency: str
+    expected_payment_date: date | None
+    disputed: bool
+
+
+@dataclass(frozen=True)
+class PaymentView:
+    """A payment received."""
+
+    id: int
+    paid_on: date
+    amount: Decimal
+    currency: str
+    invoice_number: str | None
+    applied: bool
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class PromiseView:
+    """A pending promise or installment."""
+
+    id: int
+    amount: Decimal
+    currency: str
+    due_date: date
+    status: str
+    amount_paid: Decimal
+    plan_id: int | None
+    installment_no: int | None
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """The active payment plan and its installments."""
+
+    id: int
+    total: Decimal
+    currency: str
+    frequency: str
+    first_date: date
+    status: str
+    installments: tuple[PromiseView, ...]
+
+
+@dataclass(frozen=True)
+class SettlementView:
+    """A live settlement offer (awaiting approval or approved)."""
+
+    id: int
+    amount: Decimal
+    balance_at_offer: Decimal
+    currency: str
+    due_date: date
+    status: str
+
+
+@dataclass(frozen=True)
+class DisputeView:
+    """An open dispute."""
+
+    id: int
+    invoice_id: int | None
+    invoice_number: str | None
+    reason: str
+    status: str
+    received_on: date
+
+
+@dataclass(frozen=True)
+class CallbackView:
+    """An open callback, in UTC and on the debtor's clock."""
+
+    id: int
+    due_at: datetime
+    local_due_at: datetime
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How current the account's data from the accounting system is."""
+
+    debtor_synced_at: datetime | None
+    invoices_synced_at: datetime | None
+    unapplied_payments: int
+    unapplied_amount: Decimal
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event of the account's history."""
+
+    at: datetime
+    kind: TimelineKind
+    title: str
+    detail: str
+    ref: str = ""
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """Everything the workspace shows about one account."""
+
+    debtor: DebtorView
+    version: int
+    balance: Decimal
+    invoices: tuple[InvoiceView, ...]
+    totals_by_bucket: dict[str, Decimal]
+    payments: tuple[PaymentView, ...]
+    promises: tuple[PromiseView, ...]
+    plan: PlanView | None
+    settlements: tuple[SettlementView, ...]
+    disputes: tuple[DisputeView, ...]
+    callbacks: tuple[CallbackView, ...]
+    freshness: Freshness
+    timeline: tuple[TimelineEntry, ...]
+    loaded_at: datetime
+
+
+# --- small helpers -----------------------------------------------------------------------
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("naive datetime given as now; attach a time zone")
+    return now
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _local_today(debtor: Debtor, now: datetime) -> date:
+    """Today on the debtor's calendar (promise and plan dates are theirs)."""
+    return now.astimezone(_zone(debtor.time_zone)).date()
+
+
+def _clip(text: str, limit: int = NOTE_LIMIT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return format_money(amount, currency)
+
+
+def check_access(session: Session, agent: AgentInfo, debtor_id: int) -> Debtor:
+    """The debtor, if ``agent`` may work it: their own accounts; supervisors and admins all.
+
+    Raises :class:`AccountNotFound` or :class:`AccessDenied`.
+    """
+    debtor = session.get(Debtor, debtor_id)
+    if debtor is None:
+        raise AccountNotFound(f"there is no account {debtor_id}")
+    if not agent.is_supervisor and debtor.assigned_agent_id != agent.id:
+        raise AccessDenied(
+            f"account {debtor_id} is not assigned to you; ask a supervisor to move it to you"
+        )
+    return debtor
+
+
+def _open_invoices(session: Session, debtor_id: int) -> list[Invoice]:
+    return list(
+        session.scalars(
+            select(Invoice)
+            .where(Invoice.debtor_id == debtor_id, Invoice.status == "open")
+            .order_by(Invoice.due_date, Invoice.id)
+        )
+    )
+
+
+def _balance(invoices: Iterable[Invoice]) -> Decimal:
+    return to_money(sum((invoice.amount_due for invoice in invoices), Decimal("0")))
+
+
+def _outbox(
+    session: Session,
+    kind: str,
+    debtor_id: int,
+    invoice: Invoice | None,
+    payload: dict[str, Any],
+) -> OutboxMessage | None:
+    """Queue an outcome for the accounting system (skipped without an external invoice)."""
+    if invoice is None or not invoice.external_id:
+        return None
+    message = OutboxMessage(
+        idempotency_key=uuid4().hex,
+        kind=kind,
+        debtor_id=debtor_id,
+        invoice_external_id=invoice.external_id,
+        payload=payload,
+    )
+    session.add(message)
+    return message
+
+
+def _history_note(session: Session, debtor_id: int, invoice: Invoice | None, text: str) -> None:
+    _outbox(session, "history_note", debtor_id, invoice, {"details": _clip(text)})
+
+
+def _rescore(session: Session, debtor_ids: Sequence[int], now: datetime) -> None:
+    """Refresh the accounts' cached facts and priority score in this transaction."""
+    session.flush()
+    rescore(
+        session.connection(),
+        today=now.astimezone(UTC).date(),
+        now=now,
+        debtor_ids=list(debtor_ids),
+    )
+
+
+class _VersionMismatch(Exception):
+    pass
+
+
+def _claim(
+    session: Session, agent: AgentInfo, debtor_id: int, expected_version: int, now: datetime
+) -> Debtor:
+    """Check access and version, then bump the version (UPDATE ... WHERE version = ...)."""
+    debtor = check_access(session, agent, debtor_id)
+    if debtor.version != expected_version:
+        raise _VersionMismatch
+    debtor.updated_at = now
+    session.flush()  # a concurrent save that won the race makes this raise StaleDataError
+    return debtor
+
+
+def _stale_edit(db: Database, debtor_id: int) -> StaleEdit:
+    with db.session() as session:
+        version = session.scalar(select(Debtor.version).where(Debtor.id == debtor_id))
+        last = session.execute(
+            select(AuditEntry.actor, AuditEntry.at)
+            .where(AuditEntry.debtor_id == debtor_id, AuditEntry.actor != SYSTEM)
+            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+            .limit(1)
+        ).first()
+    return StaleEdit(
+        debtor_id,
+        changed_by=last[0] if last else None,
+        changed_at=last[1] if last else None,
+        current_version=version,
+    )
+
+
+def _write(
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    expected_version: int,
+    now: datetime,
+    change: Callable[[Session, Debtor], T],
+) -> T:
+    """Run ``change`` as one versioned, audited, rescored transaction on one account."""
+    try:
+        with db.session() as session:
+            debtor = _claim(session, agent, debtor_id, expected_version, now)
+            result = change(session, debtor)
+            _rescore(session, [debtor_id], now)
+            return result
+    except (_VersionMismatch, StaleDataError):
+        raise _stale_edit(db, debtor_id) from None
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+_FLAGS = ("cease_communication", "dispute", "bankruptcy", "deceased", "time_barred")
+
+
+def _invoice_numbers(session: Session, debtor_id: int) -> dict[int, str]:
+    query = select(Invoice.id, Invoice.number).where(Invoice.debtor_id == debtor_id)
+    return {invoice_id: number for invoice_id, number in session.execute(query)}
+
+
+def _agent_names(session: Session) -> dict[int, str]:
+    return {agent_id: name for agent_id, name in session.execute(select(Agent.id, Agent.name))}
+
+
+def load_account(
+    db: Database, agent: AgentInfo, debtor_id: int, *, now: datetime | None = None
+) -> AccountView:
+    """The whole account as the workspace shows it (first page of the timeline included)."""
+    now = _now(now)
+    today = now.astimezone(UTC).date()
+    with db.session() as session:
+        debtor = check_access(session, agent, debtor_id)
+        names = _agent_names(session)
+        zone = _zone(debtor.time_zone)
+        phones = tuple(
+            PhoneView(p.id, p.number, p.kind, p.do_not_call, p.sms_consent)
+            for p in session.scalars(
+                select(Phone).where(Phone.debtor_id == debtor_id).order_by(Phone.id)
+            )
+        )
+        emails = tuple(
+            EmailView(e.id, e.address, e.do_not_email)
+            for e in session.scalars(
+                select(Email).where(Email.debtor_id == debtor_id).order_by(Email.id)
+            )
+        )
+        who = DebtorView(
+            id=debtor.id,
+            external_id=debtor.external_id,
+            name=debtor.name,
+            is_company=debtor.is_company,
+            contact_person=debtor.contact_person,
+            time_zone=debtor.time_zone,
+            local_time=now.astimezone(zone),
+            phones=phones,
+            emails=emails,
+            preferred_channel=debtor.preferred_channel,
+            flags=tuple(flag for flag in _FLAGS if getattr(debtor, flag)),
+            address=debtor.address,
+            country=debtor.country,
+            region=debtor.region,
+            language=debtor.language,
+            currency=debtor.currency,
+            segment=debtor.segment,
+            assigned_agent_id=debtor.assigned_agent_id,
+            assigned_agent=names.get(debtor.assigned_agent_id)
+            if debtor.assigned_agent_id
+            else None,
+            next_action=debtor.next_action,
+            next_action_at=debtor.next_action_at,
+            priority_score=debtor.priority_score,
+            priority_reason=debtor.priority_reason,
+        )
+
+        open_invoices = _open_invoices(session, debtor_id)
+        disputes = list(
+            session.scalars(
+                select(Dispute)
+                .where(Dispute.debtor_id == debtor_id, Dispute.status.in_(OPEN_DISPUTE))
+                .order_by(Dispute.received_on, Dispute.id)
+            )
+        )
+        disputed_ids = {d.invoice_id for d in disputes}
+        invoices = []
+        totals = dict.fromkeys(BUCKETS, Decimal("0.00"))
+        for inv in open_invoices:
+            days = days_past_due(inv.due_date, today)
+            bucket = aging_bucket(days)
+            totals[bucket] = to_money(totals[bucket] + inv.amount_due)
+            invoices.append(
+                InvoiceView(
+                    id=inv.id,
+                    external_id=inv.external_id,
+                    number=inv.number,
+                    issue_date=inv.issue_date,
+                    due_date=inv.due_date,
+                    days_past_due=days,
+                    bucket=bucket,
+                    total=inv.total,
+                    amount_due=inv.amount_due,
+                    currency=inv.currency,
+                    expected_payment_date=inv.expected_payment_date,
+                    disputed=inv.id in disputed_ids,
+                )
+            )
+        numbers = _invoice_numbers(session, debtor_id)
+
+        payments = tuple(
+            PaymentView(
+                p.id,
+                p.paid_on,
+                p.amount,
+                p.currency,
+                numbers.get(p.invoice_id or -1),
+                p.applied,
+                p.received_at,
+            )
+            for p in session.scalars(
+                select(Payment)
+                .where(Payment.debtor_id == debtor_id, Payment.status == "active")
+                .order_by(Payment.paid_on.desc(), Payment.id.desc())
+                .limit(RECENT_PAYMENTS)
+            )
+        )
+        unapplied_count, unapplied_sum = session.execute(
+            select(func.count(), func.coalesce(func.sum(Payment.amount), 0)).where(
+                Payment.debtor_id == debtor_id,
+                Payment.status == "active",
+                Payment.applied.is_(False),
+            )
+        ).one()
+        invoices_synced_at = session.scalar(
+            select(func.max(Invoice.synced_at)).where(Invoice.debtor_id == debtor_id)
+        )
+
+        pending = [
+            _promise_view(p)
+            for p in session.scalars(
+                select(Promise)
+                .where(Promise.debtor_id == debtor_id, Promise.status == "pending")
+                .order_by(Promise.due_date, Promise.id)
+            )
+        ]
+        plan_row = session.scalar(
+            select(PaymentPlan)
+            .where(PaymentPlan.debtor_id == debtor_id, PaymentPlan.status == "active")
+            .order_by(PaymentPlan.id.desc())
+            .limit(1)
+        )
+        plan = None
+        if plan_row is not None:
+            installments = tuple(
+                _promise_view(p)
+                for p in session.scalars(
+                    select(Promise)
+                    .where(Promise.plan_id == plan_row.id)
+                    .order_by(Promise.installment_no, Promise.id)
+                )
+            )
+            plan = PlanView(
+                plan_row.id,
+                plan_row.total,
+                plan_row.currency,
+                plan_row.frequency,
+                plan_row.first_date,
+                plan_row.status,
+                installments,
+            )
+        settlements = tuple(
+            SettlementView(s.id, s.amount, s.balance_at_offer, s.currency, s.due_date, s.status)
+            for s in session.scalars(
+                select(Settlement)
+                .where(Settlement.debtor_id == debtor_id, Settlement.status.in_(LIVE_SETTLEMENT))
+                .order_by(Settlement.id.desc())
+            )
+        )
+        callbacks = tuple(
+            CallbackView(t.id, t.due_at, t.due_at.astimezone(zone), t.note)
+            for t in session.scalars(
+                select(Task)
+                .where(Task.debtor_id == debtor_id, Task.kind == "callback", Task.status == "open")
+                .order_by(Task.due_at, Task.id)
+            )
+        )
+        timeline = _timeline(session, debtor, names, numbers, kinds=None, before=None, limit=100)
+        return AccountView(
+            debtor=who,
+            version=debtor.version,
+            balance=_balance(open_invoices),
+            invoices=tuple(invoices),
+            totals_by_bucket=totals,
+            payments=payments,
+            promises=tuple(pending),
+            plan=plan,
+            settlements=settlements,
+            disputes=tuple(
+                DisputeView(
+                    d.id,
+                    d.invoice_id,
+                    numbers.get(d.invoice_id or -1),
+                    d.reason,
+                    d.status,
+                    d.received_on,
+                )
+                for d in disputes
+            ),
+            callbacks=callbacks,
+            freshness=Freshness(
+                debtor_synced_at=debtor.last_synced_at,
+                invoices_synced_at=invoices_synced_at,
+                unapplied_payments=int(unapplied_count),
+                unapplied_amount=to_money(Decimal(str(unapplied_sum))),
+            ),
+            timeline=tuple(timeline),
+            loaded_at=now,
+        )
+
+
+def _promise_view(p: Promise) -> PromiseView:
+    return PromiseView(
+        p.id,
+        p.amount,
+        p.currency,
+        p.due_date,
+        p.status,
+        p.amount_paid,
+        p.plan_id,
+        p.installment_no,
+    )
+
+
+def load_timeline(
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    *,
+    kinds: set[str] | None = None,
+    before: datetime | None = None,
+    limit: int = 100,
+) -> list[TimelineEntry]:
+    """The account's history newest first: ``limit`` entries older than ``before``.
+
+    ``kinds`` keeps only those kinds (see :data:`TIMELINE_KINDS`). Page with ``before`` =
+    the ``at`` of the last entry of the previous page.
+    """
+    if kinds is not None and not set(kinds) <= set(TIMELINE_KINDS):
+        unknown = ", ".join(sorted(set(kinds) - set(TIMELINE_KINDS)))
+        raise ValueError(f"unknown timeline kinds: {unknown}")
+    if before is not None and before.tzinfo is None:
+        raise ValueError("naive datetime given as before; attach a time zone")
+    if limit < 1:
+        return []
+    with db.session() as session:
+        debtor = check_access(session, agent, debtor_id)
+        numbers = _invoice_numbers(session, debtor_id)
+        return _timeline(
+            session,
+            debtor,
+            _agent_names(session),
+            numbers,
+            kinds=kinds,
+            before=before,
+            limit=limit,
+        )
+
+
+_KIND_ORDER = {kind: index for index, kind in enumerate(TIMELINE_KINDS)}
+_CHANNEL_LABELS = {
+    "call": "Call",
+    "email": "Email",
+    "sms": "SMS",
+    "letter": "Letter",
+    "visit": "Visit",
+}
+
+
+def _timeline(
+    session: Session,
+    debtor: Debtor,
+    names: dict[int, str],
+    numbers: dict[int, str],
+    *,
+    kinds: set[str] | None,
+    before: datetime | None,
+    limit: int,
+) -> list[TimelineEntry]:
+    """Merge the newest ``limit`` events of each source, then keep the newest ``limit``."""
+    entries: list[TimelineEntry] = []
+    wanted = set(TIMELINE_KINDS) if kinds is None else set(kinds)
+    source = _TimelineSource(session, debtor, names, numbers, before, limit)
+    for kind in TIMELINE_KINDS:
+        if kind in wanted:
+            entries.extend(getattr(source, kind)())
+    entries.sort(key=lambda e: (e.at, -_KIND_ORDER[e.kind], e.ref), reverse=True)
+    return entries[:limit]
+
+
+class _TimelineSource:
+    """The queries behind the timeline, one method per kind, each newest first."""
+
+    def __init__(
+        self,
+        session: Session,
+        debtor: Debtor,
+        names: dict[int, str],
+        numbers: dict[int, str],
+        before: datetime | None,
+        limit: int,
+    ) -> None:
+        self.session = session
+        self.debtor = debtor
+        self.names = names
+        self.numbers = numbers
+        self.before = before
+        self.limit = limit
+        self.currency = debtor.currency
+
+    def _rows(self, model: Any, at: Any, *conditions: Any) -> list[Any]:
+        query = select(model).where(model.debtor_id == self.debtor.id, at.is_not(None), *conditions)
+        if self.before is not None:
+            query = query.where(at < self.before)
+        return list(
+            self.session.scalars(query.order_by(at.desc(), model.id.desc()).limit(self.limit))
+        )
+
+    def _who(self, agent_id: int | None) -> str:
+        return self.names.get(agent_id, "?") if agent_id is not None else "system"
+
+    def _invoice(self, invoice_id: int | None) -> str:
+        return self.numbers.get(invoice_id, "") if invoice_id is not None else ""
+
+    def contact(self) -> list[TimelineEntry]:
+        result = []
+        for c in self._rows(Contact, Contact.started_at):
+            label = DEFAULT.get(c.disposition).label if c.disposition in DEFAULT else c.disposition
+            parts = [self._who(c.agent_id)]
+            if c.address:
+                parts.append(c.address)
+            if c.notes:
+                parts.append(c.notes)
+            result.append(
+                TimelineEntry(
+                    c.started_at,
+                    "contact",
+                    f"{_CHANNEL_LABELS.get(c.channel, c.channel)} {c.direction}: {label}",
+                    " · ".join(parts),
+                    f"contact:{c.id}",
+                )
+            )
+        return result
+
+    def promise(self) -> list[TimelineEntry]:
+        return [
+            TimelineEntry(
+                p.created_at,
+                "promise",
+                f"Promise {_money(p.amount, p.currency)} by {p.due_date.isoformat()}: "
+                f"{p.status.replace('_', ' ')}",
+                f"{self._who(p.agent_id)} · paid {_money(p.amount_paid, p.currency)}",
+                f"promise:{p.id}",
+            )
+            for p in self._rows(Promise, Promise.created_at, Promise.plan_id.is_(None))
+        ]
+
+    def plan(self) -> list[TimelineEntry]:
+        result = []
+        for plan in self._rows(PaymentPlan, PaymentPlan.created_at):
+            result.append(
+                TimelineEntry(
+                    plan.created_at,
+                    "plan",
+                    f"Payment plan {_money(plan.total, plan.currency)}: "
+                    f"{plan.installment_count} {plan.frequency} installments from "
+                    f"{plan.first_date.isoformat()}",
+                    f"{self._who(plan.agent_id)} · {plan.status}",
+                    f"plan:{plan.id}",
+                )
+            )
+        return result
+
+    def installment(self) -> list[TimelineEntry]:
+        rows = self._rows(
+            Promise,
+            Promise.evaluated_at,
+            Promise.plan_id.is_not(None),
+            Promise.status.in_(("kept", "partially_kept", "broken")),
+        )
+        return [
+            TimelineEntry(
+                p.evaluated_at,
+                "installment",
+                f"Installment {p.installment_no} {p.status.replace('_', ' ')}: "
+                f"{_money(p.amount, p.currency)} due {p.due_date.isoformat()}",
+                f"paid {_money(p.amount_paid, p.currency)}",
+                f"installment:{p.id}",
+            )
+            for p in rows
+        ]
+
+    def settlement(self) -> list[TimelineEntry]:
+        result = []
+        for s in self._rows(Settlement, Settlement.created_at):
+            detail = [self._who(s.agent_id), f"balance {_money(s.balance_at_offer, s.currency)}"]
+            if s.decided_by_id is not None:
+                detail.append(f"decided by {self._who(s.decided_by_id)}")
+            if s.decision_note:
+                detail.append(s.decision_note)
+            result.append(
+                TimelineEntry(
+                    s.created_at,
+                    "settlement",
+                    f"Settlement {_money(s.amount, s.currency)} by {s.due_date.isoformat()}: "
+                    f"{s.status.replace('_', ' ')}",
+                    " · ".join(detail),
+                    f"settlement:{s.id}",
+                )
+            )
+        return result
+
+    def dispute(self) -> list[TimelineEntry]:
+        result = [
+            TimelineEntry(
+                d.created_at,
+                "dispute",
+                f"Dispute opened {self._invoice(d.invoice_id)}".rstrip(),
+                f"{self._who(d.agent_id)} · {d.reason}",
+                f"dispute:{d.id}",
+            )
+            for d in self._rows(Dispute, Dispute.created_at)
+        ]
+        result += [
+            TimelineEntry(
+                d.resolved_at,
+                "dispute",
+                f"Dispute resolved {self._invoice(d.invoice_id)}".rstrip(),
+                d.reason,
+                f"dispute:{d.id}:resolved",
+            )
+            for d in self._rows(Dispute, Dispute.resolved_at)
+        ]
+        return result
+
+    def reassignment(self) -> list[TimelineEntry]:
+        result = []
+        for a in self._rows(Assignment, Assignment.at):
+            to = self.names.get(a.to_agent_id, "?") if a.to_agent_id else "the pool"
+            title = f"Assigned to {to}"
+            if a.from_agent_id:
+                title += f" (from {self.names.get(a.from_agent_id, '?')})"
+            detail = [f"by {self._who(a.by_agent_id)}"]
+            if a.reason:
+                detail.append(a.reason)
+            result.append(
+                TimelineEntry(a.at, "reassignment", title, " · ".join(detail), f"assignment:{a.id}")
+            )
+        return result
+
+    def payment(self) -> list[TimelineEntry]:
+        result = []
+        for p in self._rows(Payment, Payment.received_at):
+            detail = [f"paid on {p.paid_on.isoformat()}"]
+            if not p.applied:
+                detail.append("not applied yet")
+            if p.status != "active":
+                detail.append(p.status)
+            title = f"Payment {_money(p.amount, p.currency)}"
+            if p.invoice_id is not None:
+                title += f" on {self._invoice(p.invoice_id)}"
+            result.append(
+                TimelineEntry(
+                    p.received_at, "payment", title, " · ".join(detail), f"payment:{p.id}"
+                )
+            )
+        return result
+
+    def sync(self) -> list[TimelineEntry]:
+        synced = self.session.scalar(
+            select(func.max(Invoice.synced_at)).where(Invoice.debtor_id == self.debtor.id)
+        )
+        stamps = [s for s in (self.debtor.last_synced_at, synced) if s is not None]
+        if not stamps:
+            return []
+        at = max(stamps)
+        if self.before is not None and at >= self.before:
+            return []
+        return [TimelineEntry(at, "sync", "Synced from the accounting system", "", "sync:last")]
+
+    def callback(self) -> list[TimelineEntry]:
+        zone = _zone(self.debtor.time_zone)
+        result = []
+        for t in self._rows(Task, Task.created_at, Task.kind == "callback"):
+            local = t.due_at.astimezone(zone)
+            detail = [self._who(t.agent_id), t.status]
+            if t.note:
+                detail.append(t.note)
+            result.append(
+                TimelineEntry(
+                    t.created_at,
+                    "callback",
+                    f"Callback {local:%Y-%m-%d %H:%M} ({self.debtor.time_zone})",
+                    " · ".join(detail),
+                    f"callback:{t.id}",
+                )
+            )
+        return result
+
+
+# --- writing: pieces shared by the writes ------------------------------------------------
+
+_CONTACT_FIELDS = (
+    "channel",
+    "direction",
+    "address",
+    "started_at",
+    "disposition",
+    "conversation",
+    "notes",
+    "agent_id",
+)
+_PROMISE_FIELDS = (
+    "amount",
+    "currency",
+    "due_date",
+    "status",
+    "invoice_id",
+    "contact_id",
+    "plan_id",
+    "installment_no",
+    "amount_paid",
+)
+_TASK_FIELDS = ("kind", "due_at", "status", "note", "agent_id")
+_SETTLEMENT_FIELDS = (
+    "amount",
+    "balance_at_offer",
+    "currency",
+    "due_date",
+    "status",
+    "decided_by_id",
+    "decided_at",
+    "decision_note",
+)
+_DISPUTE_FIELDS = ("invoice_id", "reason", "status", "received_on", "resolved_at")
+
+
+def _set_status(
+    session: Session,
+    actor: AgentInfo | str,
+    row: Promise | Task | Settlement | PaymentPlan | Dispute,
+    entity: str,
+    status: str,
+    debtor_id: int,
+    now: datetime,
+    **extra: Any,
+) -> None:
+    before = {"status": row.status, **{key: getattr(row, key) for key in extra}}
+    row.status = status
+    for key, value in extra.items():
+        setattr(row, key, value)
+    after = {"status": status, **extra}
+    audit.record(
+        session, actor, f"{entity}.{status}", entity, row.id, before, after, debtor_id, at=now
+    )
+
+
+def _cancel_pending_promises(
+    session: Session, agent: AgentInfo, debtor: Debtor, now: datetime
+) -> None:
+    """A new promise or plan replaces the standalone promises still pending."""
+    for old in session.scalars(
+        select(Promise).where(
+            Promise.debtor_id == debtor.id, Promise.status == "pending", Promise.plan_id.is_(None)
+        )
+    ):
+        _set_status(session, agent, old, "promise", "cancelled", debtor.id, now)
+
+
+def _add_promise(
+    session: Session,
+    agent: AgentInfo,
+    debtor: Debtor,
+    promise: PromiseInput,
+    *,
+    contact_id: int | None,
+    now: datetime,
+    history_note: bool,
+) -> Promise:
+    invoices = _open_invoices(session, debtor.id)
+    errors = validate_promise(
+        promise.amount, promise.due_date, _balance(invoices), _local_today(debtor, now)
+    )
+    target = invoices[0] if invoices else None
+    if promise.invoice_id is not None:
+        target = next((inv for inv in invoices if inv.id == promise.invoice_id), None)
+        if target is None:
+            errors.append(FieldError("invoice_id", "that invoice is not open on this account"))
+    if errors:
+        raise ValidationFailed(errors)
+    _cancel_pending_promises(session, agent, debtor, now)
+    row = Promise(
+        debtor_id=debtor.id,
+        invoice_id=target.id if target else None,
+        agent_id=agent.id,
+        contact_id=contact_id,
+        amount=to_money(promise.amount),
+        currency=debtor.currency,
+        due_date=promise.due_date,
+        status="pending",
+        amount_paid=Decimal("0"),
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        agent,
+        "promise.created",
+        "promise",
+        row.id,
+        None,
+        audit.snapshot(row, _PROMISE_FIELDS),
+        debtor.id,
+        at=now,
+    )
+    _outbox(
+        session, "expected_payment_date", debtor.id, target, {"date": promise.due_date.isoformat()}
+    )
+    if history_note:
+        _history_note(
+            session,
+            debtor.id,
+            target,
+            f"Promise to pay {_money(row.amount, row.currency)} by "
+            f"{promise.due_date.isoformat()} (taken by {agent.display_name})",
+        )
+    return row
+
+
+def _callback_utc(debtor: Debtor, local_date: date, local_time: time, now: datetime) -> datetime:
+    """The UTC instant of a time on the debtor's clock; refuses gaps and the past."""
+    zone = _zone(debtor.time_zone)
+    naive = datetime.combine(local_date, local_time.replace(tzinfo=None))
+    local = naive.replace(tzinfo=zone)  # fold=0: the first of a repeated (autumn) hour
+    due = local.astimezone(UTC)
+    if due.astimezone(zone).replace(tzinfo=None) != naive:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "local_time",
+                    f"{naive:%H:%M} does not exist on {local_date.isoformat()} "
+                    f"in {debtor.time_zone} (the clocks change); pick another time",
+                )
+            ]
+        )
+    if due <= now:
+        raise ValidationFailed([FieldError("local_time", "the callback time is in the past")])
+    return due
+
+
+def _add_callback(
+    session: Session, agent: AgentInfo, debtor: Debtor, callback: Callback, now: datetime
+) -> Task:
+    """A callback task, replacing the account's other open callbacks."""
+    due = _callback_utc(debtor, callback.local_date, callback.local_time, now)
+    for old in session.scalars(
+        select(Task).where(
+            Task.debtor_id == debtor.id, Task.kind == "callback", Task.status == "open"
+        )
+    ):
+        _set_status(session, agent, old, "task", "cancelled", debtor.id, now, done_at=now)
+    task = Task(
+        debtor_id=debtor.id,
+        agent_id=agent.id,
+        kind="callback",
+        due_at=due,
+        status="open",
+        note=callback.note,
+        created_at=now,
+    )
+    session.add(task)
+    session.flush()
+    before = {"next_action": debtor.next_action, "next_action_at": debtor.next_action_at}
+    debtor.next_action = "callback"
+    debtor.next_action_at = due
+    audit.record(
+        session,
+        agent,
+        "task.created",
+        "task",
+        task.id,
+        None,
+        audit.snapshot(task, _TASK_FIELDS),
+        debtor.id,
+        at=now,
+    )
+    audit.record(
+        session,
+        agent,
+        "debtor.next_action",
+        "debtor",
+        debtor.id,
+        before,
+        {"next_action": "callback", "next_action_at": due},
+        debtor.id,
+        at=now,
+    )
+    return task
+
+
+def _complete_due_callbacks(
+    session: Session, agent: AgentInfo, debtor: Debtor, now: datetime
+) -> None:
+    """A contact made when a callback is due (or nearly) fulfils that callback."""
+    for task in session.scalars(
+        select(Task).where(
+            Task.debtor_id == debtor.id,
+            Task.kind == "callback",
+            Task.status == "open",
+            Task.due_at <= now + CALLBACK_EARLY,
+        )
+    ):
+        _set_status(session, agent, task, "task", "done", debtor.id, now, done_at=now)
+
+
+def _set_flag(
+    session: Session, agent: AgentInfo, debtor: Debtor, flag: str, value: bool, now: datetime
+) -> None:
+    old = getattr(debtor, flag)
+    if old == value:
+        return
+    setattr(debtor, flag, value)
+    audit.record(
+        session,
+        agent,
+        "debtor.flag",
+        "debtor",
+        debtor.id,
+        {flag: old},
+        {flag: value},
+        debtor.id,
+        at=now,
+    )
+
+
+# --- writing: the public writes ----------------------------------------------------------
+
+
+def log_contact(
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    expected_version: int,
+    *,
+    channel: str,
+    direction: str = "outbound",
+    address: str | None = None,
+    disposition: str,
+    notes: str = "",
+    next_action: Callback | None = None,
+    promise: PromiseInput | None = None,
+    started_at: datetime | None = None,
+    now: datetime | None = None,
+    dispositions: DispositionSet = DEFAULT,
+) -> int:
+    """Log a contact attempt or conversation; returns the contact id.
+
+    A ``promise`` disposition needs ``promise`` (created in the same transaction);
+    ``callback_requested`` needs ``next_action``; any contact may schedule one. The
+    contact completes callbacks due by now, and sets the flag its disposition implies
+    (cease communication, deceased). A history note goes to the oldest open invoice.
+    """
+    now = _now(now)
+    check_channel(channel, direction)
+    code = dispositions.get(disposition)
+    if not code.allowed_on(channel):
+        raise ValueError(f"'{code.label}' does not apply to a {channel}")
+    errors = []
+    if code.needs_promise and promise is None:
+        errors.append(FieldError("promise", "a promise to pay needs its amount and date"))
+    if promise is not None and not code.needs_promise:
+        errors.append(FieldError("promise", f"'{code.label}' does not take a promise"))
+    if code.needs_callback and next_action is None:
+        errors.append(FieldError("next_action", "a callback request needs the callback's time"))
+    started = _now(started_at) if started_at is not None else now
+    if started > now + timedelta(minutes=1):
+        errors.append(FieldError("started_at", "the contact cannot start in the future"))
+    if errors:
+        raise ValidationFailed(errors)
+
+    def change(session: Session, debtor: Debtor) -> int:
+        contact = Contact(
+            debtor_id=debtor.id,
+            agent_id=agent.id,
+            channel=channel,
+            direction=direction,
+            address=address[:254] if address else None,
+            started_at=started,
+            disposition=code.code,
+            conversation=is_conversation(code, channel),
+            notes=notes.strip() or None,
+            created_at=now,
+        )
+        session.add(contact)
+        session.flush()
+        audit.record(
+            session,
+            agent,
+            "contact.logged",
+            "contact",
+            contact.id,
+            None,
+            audit.snapshot(contact, _CONTACT_FIELDS),
+            debtor.id,
+            at=now,
+        )
+        text = f"{code.label} ({channel} {direction}, {agent.display_name})"
+        if promise is not None:
+            row = _add_promise(
+                session, agent, debtor, promise, contact_id=contact.id, now=now, history_note=False
+            )
+            text += f"; promised {_money(row.amount, row.currency)} by {row.due_date.isoformat()}"
+        if contact.notes:
+            text += f": {contact.notes}"
+        invoices = _open_invoices(session, debtor.id)
+        _history_note(session, debtor.id, invoices[0] if invoices else None, text)
+        _complete_due_callbacks(session, agent, debtor, now)
+        if next_action is not None:
+            _add_callback(session, agent, debtor, next_action, now)
+        if code.sets_flag:
+            _set_flag(session, agent, debtor, code.sets_flag, True, now)
+        return contact.id
+
+    return _write(db, agent, debtor_id, expected_version, now, change)
+
+
+def make_promise(
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    expected_version: int,
+    *,
+    amount: Decimal,
+    due_date: date,
+    invoice_id: int | None = None,
+    contact_id: int | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Record a promise to pay; returns its id.
+
+    Validated by :func:`~collect_tui.domain.promises.validate_promise` (date not past nor
+    beyond 30 days, amount within the balance); replaces pending standalone promises.
+    Outbox: the expected payment date and a history note on the invoice (the oldest
+    open one unless ``invoice_id`` is given).
+    """
+    now = _now(now)
+
+    def change(session: Session, debtor: Debtor) -> int:
+        if contact_id is not None:
+            owner = session.scalar(select(Contact.debtor_id).where(Contact.id == contact_id))
+            if owner != debtor.id:
+                raise ValidationFailed([FieldError("contact_id", "not a contact of this account")])
+        row = _add_promise(
+            session,
+            agent,
+            debtor,
+            PromiseInput(amount, due_date, invoice_id),
+            contact_id=contact_id,
+            now=now,
+            history_note=True,
+        )
+        return row.id
+
+    return _write(db, agent, debtor_id, expected_version, now, change)
+
+
+def _plan_installments(
+    debtor: Debtor,
+    invoices: list[Invoice],
+    *,
+    first_date: date,
+    frequency: Frequency,
+    count: int | None,
+    amount: Decimal | None,
+    total: Decimal | None,
+    now: datetime,
+) -> tuple[Decimal, list[Installment]]:
+    balance = _balance(invoices)
+    total = balance if total is None else total
+    today = _local_today(debtor, now)
+    errors = []
+    if first_date < today:
+        errors.append(FieldError("first_date", "the first installment date is in the past"))
+    elif first_date > today + timedelta(days=PLAN_START_HORIZON_DAYS):
+        errors.append(
+            FieldError(
+                "first_date",
+                f"the first installment is more than {PLAN_START_HORIZON_DAYS} days ahead",
+            )
+        )
+    if total > balance:
+        errors.append(
+            FieldError(
+                "total",
+                f"the plan total is more than the balance ({_money(balance, debtor.currency)})",
+            )
+        )
+    if errors:
+        raise ValidationFailed(errors)
+    try:
+        installments = generate_installments(
+            total, first_date, frequency, count=count, amount=amount
+        )
+    except ValueError as exc:
+        raise ValidationFailed([FieldError("plan", str(exc))]) from None
+    return to_money(total), installments
+
+
+def preview_plan(
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    *,
+    first_date: date,
+    frequency: Frequency,
+    count: int | None = None,
+    amount: Decimal | None = None,
+    total: Decimal | None = None,
+    now: datetime | None = None,
+) -> list[Installment]:
+    """The installments :func:`create_plan` would save with these inputs (nothing saved).
+
+    ``total`` defaults to the open balance; raises :class:`ValidationFailed`.
+    """
+    now = _now(now)
+    with db.session() as session:
+        debtor = check_access(session, agent, debtor_id)
+        _, installments = _plan_installments(
+            debtor,
+            _open_invoices(session, debtor_id),
+            first_date=first_date,
+            frequency=frequency,
+            count=count,
+            amount=amount,
+            total=total,
+            now=now,
+        )
+        return installments
+
+
+def create_plan(
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    expected_version: int,
+    *,
+    first_date: date,
+    frequency: Frequency,
+    count: int | None = None,
+    amount: Decimal | None = None,
+    total: Decimal | None = None,
+    contact_id: int | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Create a payment plan (installments are promises); returns the plan id.
+
+    Replaces the active plan and the pending standalone promises. Outbox: the first
+    installment's date as the expected payment date and a history note.
+    """
+    now = _now(now)
+
+    def change(session: Session, debtor: Debtor) -> int:
+        invoices = _open_invoices(session, debtor.id)
+        plan_total, installments = _plan_installments(
+            debtor,
+            invoices,
+            first_date=first_date,
+            frequency=frequency,
+            count=count,
+            amount=amount,
+            total=total,
+            now=now,
+        )
+        for old in session.scalars(
+            select(PaymentPlan).where(
+                PaymentPlan.debtor_id == debtor.id, PaymentPlan.status == "active"
+            )
+        ):
+            _set_status(session, agent, old, "plan", "cancelled", debtor.id, now)
+            for item in session.scalars(
+                select(Promise).where(Promise.plan_id == old.id, Promise.status == "pending")
+            ):
+                _set_status(session, agent, item, "promise", "cancelled", debtor.id, now)
+        _cancel_pending_promises(session, agent, debtor, now)
+        target = invoices[0] if invoices else None
+        plan = PaymentPlan(
+            debtor_id=debtor.id,
+            agent_id=agent.id,
+            total=plan_total,
+            currency=debtor.currency,
+            frequency=frequency,
+            first_date=first_date,
+            installment_count=len(installments),
+            status="active",
+            created_at=now,
+        )
+        session.add(plan)
+        session.flush()
+        session.add_all(
+            Promise(
+                debtor_id=debtor.id,
+                invoice_id=target.id if target else None,
+                agent_id=agent.id,
+                contact_id=contact_id,
+                plan_id=plan.id,
+                installment_no=item.no,
+                amount=item.amount,
+                currency=debtor.currency,
+                due_date=item.due_date,
+                status="pending",
+                amount_paid=Decimal("0"),
+                created_at=now,
+            )
+            for item in installments
+        )
+        after = {
+            "total": plan_total,
+            "currency": debtor.currency,
+            "frequency": frequency,
+            "first_date": first_date,
+            "installments": [[i.no, i.due_date, i.amount] for i in installments],
+        }
+        audit.record(
+            session, agent, "plan.created", "plan", plan.id, None, after, debtor.id, at=now
+        )
+        description = describe_plan(installments, frequency, debtor.currency)
+        _outbox(
+            session,
+            "expected_payment_date",
+            debtor.id,
+            target,
+            {"date": installments[0].due_date.isoformat()},
+        )
+        _history_note(
+            session,
+            debtor.id,
+            target,
+            f"Payment plan {_money(plan_total, debtor.currency)}: {description} "
+            f"(agreed with {agent.display_name})",
+        )
+        return plan.id
+
+    return _write(db, agent, debtor_id, expected_version, now, change)
+
+
+def propose_settlement(
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    expected_version: int,
+    *,
+    amount: Decimal,
+    due_date: date,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Offer a discounted payoff below the balance; returns the settlement id.
+
+    Within the agent's ``settlement_limit`` (the largest discount they may give) it is
+    ``approved``; above it ``awaiting_approval`` by a supervisor. Never applied to the
+    invoices automatically. Replaces the account's other live offers.
+    """
+    now = _now(now)
+
+    def change(session: Session, debtor: Debtor) -> int:
+        balance = _balance(_open_invoices(session, debtor.id))
+        today = _local_today(debtor, now)
+        errors = []
+        if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
+            errors.append(FieldError("amount", "the amount must be more than zero"))
+        elif amount != to_money(amount):
+            errors.append(FieldError("amount", "the amount must be in whole cents"))
+        elif amount >= balance:
+            errors.append(
+                FieldError(
+                    "amount",
+                    "a settlement must be less than the balance "
+                    f"({_money(balance, debtor.currency)})",
+                )
+            )
+        if due_date < today:
+            errors.append(FieldError("due_date", "the settlement date is in the past"))
+        elif due_date > today + timedelta(days=SETTLEMENT_HORIZON_DAYS):
+            errors.append(
+                FieldError(
+                    "due_date",
+                    f"the settlement date is more than {SETTLEMENT_HORIZON_DAYS} days ahead",
+                )
+            )
+        if errors:
+            raise ValidationFailed(errors)
+        limit = session.scalar(select(Agent.settlement_limit).where(Agent.id == agent.id))
+        limit = agent.settlement_limit if limit is None else limit
+        discount = balance - amount
+        approved = discount <= limit
+        for old in session.scalars(
+            select(Settlement).where(
+                Settlement.debtor_id == debtor.id, Settlement.status.in_(LIVE_SETTLEMENT)
+            )
+        ):
+            _set_status(session, agent, old, "settlement", "cancelled", debtor.id, now)
+        row = Settlement(
+            debtor_id=debtor.id,
+            agent_id=agent.id,
+            balance_at_offer=balance,
+            amount=to_money(amount),
+            currency=debtor.currency,
+            due_date=due_date,
+            status="approved" if approved else "awaiting_approval",
+            decided_by_id=agent.id if approved else None,
+            decided_at=now if approved else None,
+            decision_note=("within the agent's authority" if approved else note),
+            created_at=now,
+        )
+        session.add(row)
+        session.flush()
+        audit.record(
+            session,
+            agent,
+            "settlement.proposed",
+            "settlement",
+            row.id,
+            None,
+            audit.snapshot(row, _SETTLEMENT_FIELDS),
+            debtor.id,
+            at=now,
+        )
+        if approved:
+            _settlement_note(session, debtor, row)
+        return row.id
+
+    return _write(db, agent, debtor_id, expected_version, now, change)
+
+
+def _settlement_note(session: Session, debtor: Debtor, row: Settlement) -> None:
+    invoices = _open_invoices(session, debtor.id)
+    _history_note(
+        session,
+        debtor.id,
+        invoices[0] if invoices else None,
+        f"Settlement agreed: {_money(row.amount, row.currency)} by {row.due_date.isoformat()} "
+        f"settles the balance of {_money(row.balance_at_offer, row.currency)}",
+    )
+
+
+def decide_settlement(
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    expected_version: int,
+    *,
+    settlement_id: int,
+    approve: bool,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """A supervisor approves or rejects a settlement awaiting approval."""
+    now = _now(now)
+    if not agent.is_supervisor:
+        raise AccessDenied("only a supervisor may approve or reject a settlement")
+
+    def change(session: Session, debtor: Debtor) -> None:
+        row = session.get(Settlement, settlement_id)
+        if row is None or row.debtor_id != debtor.id:
+            raise ValidationFailed([FieldError("settlement_id", "no such settlement here")])
+        if row.status != "awaiting_approval":
+            raise ValidationFailed(
+                [FieldError("settlement_id", f"the settlement is {row.status.replace('_', ' ')}")]
+            )
+        _set_status(
+            session,
+            agent,
+            row,
+            "settlement",
+            "approved" if approve else "rejected",
+            debtor.id,
+            now,
+            decided_by_id=agent.id,
+            decided_at=now,
+            decision_note=note,
+        )
+        if approve:
+            _settlement_note(session, debtor, row)
+
+    _write(db, agent, debtor_id, expected_version, now, change)
+
+
+def open_dispute(
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    expected_version: int,
+    *,
+    invoice_ids: list[int],
+    reason: str,
+    now: datetime | None = None,
+) -> list[int]:
+    """Open a dispute on each invoice (pauses collection); returns the dispute ids.
+
+    Sets the debtor's dispute flag; outbox: a ``dispute`` message per invoice.
+    """
+    now = _now(now)
+    reason = reason.strip()
+    errors = []
+    if not invoice_ids:
+        errors.append(FieldError("invoice_ids", "pick at least one invoice"))
+    if not reason:
+        errors.append(FieldError("reason", "say why the debtor disputes"))
+    if errors:
+        raise ValidationFailed(errors)
+
+    def change(session: Session, debtor: Debtor) -> list[int]:
+        invoices = {inv.id: inv for inv in _open_invoices(session, debtor.id)}
+        missing = [i for i in invoice_ids if i not in invoices]
+        if missing:
+            raise ValidationFailed(
+                [FieldError("invoice_ids", f"not open invoices of this account: {missing}")]
+            )
+        already = set(
+            session.scalars(
+                select(Dispute.invoice_id).where(
+                    Dispute.debtor_id == debtor.id,
+                    Dispute.invoice_id.in_(invoice_ids),
+                    Dispute.status.in_(OPEN_DISPUTE),
+                )
+            )
+        )
+        if already:
+            numbers = ", ".join(invoices[i].number for i in sorted(already))
+            raise ValidationFailed([FieldError("invoice_ids", f"already disputed: {numbers}")])
+        ids = []
+        for invoice_id in dict.fromkeys(invoice_ids):
+            row = Dispute(
+                debtor_id=debtor.id,
+                invoice_id=invoice_id,
+                agent_id=agent.id,
+                reason=reason,
+                status="open",
+                received_on=_local_today(debtor, now),
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            ids.append(row.id)
+            audit.record(
+                session,
+                agent,
+                "dispute.opened",
+                "dispute",
+                row.id,
+                None,
+                audit.snapshot(row, _DISPUTE_FIELDS),
+                debtor.id,
+                at=now,
+            )
+            _outbox(
+                session,
+                "dispute",
+                debtor.id,
+                invoices[invoice_id],
+                {"details": _clip(f"Disputed: {reason}")},
+            )
+        _set_flag(session, agent, debtor, "dispute", True, now)
+        return ids
+
+    return _write(db, agent, debtor_id, expected_version, now, change)
+
+
+def resolve_dispute(
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    expected_version: int,
+    *,
+    dispute_id: int,
+    resolution: str,
+    now: datetime | None = None,
+) -> None:
+    """Resolve an open dispute; the dispute flag clears when none is left open."""
+    now = _now(now)
+    resolution = resolution.strip()
+    if not resolution:
+        raise ValidationFailed([FieldError("resolution", "say how the dispute was resolved")])
+
+    def change(session: Session, debtor: Debtor) -> None:
+        row = session.get(Dispute, dispute_id)
+        if row is None or row.debtor_id != debtor.id:
+            raise ValidationFailed([FieldError("dispute_id", "no such dispute on this account")])
+        if row.status not in OPEN_DISPUTE:
+            raise ValidationFailed([FieldError("dispute_id", "the dispute is already resolved")])
+        before = {"status": row.status, "resolved_at": None}
+        row.status = "resolved"
+        row.resolved_at = now
+        after = {"status": "resolved", "resolved_at": now, "resolution": resolution}
+        audit.record(
+            session, agent, "dispute.resolved", "dispute", row.id, before, after, debtor.id, at=now
+        )
+        session.flush()
+        still_open = session.scalar(
+            select(func.count()).where(
+                Dispute.debtor_id == debtor.id, Dispute.status.in_(OPEN_DISPUTE)
+            )
+        )
+        if not still_open:
+            _set_flag(session, agent, debtor, "dispute", False, now)
+        invoice = session.get(Invoice, row.invoice_id) if row.invoice_id else None
+        _history_note(session, debtor.id, invoice, f"Dispute resolved: {resolution}")
+
+    _write(db, agent, debtor_id, expected_version, now, change)
+
+
+def schedule_callback(
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    expected_version: int,
+    *,
+    local_date: date,
+    local_time: time,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Schedule a callback at a date and time on the DEBTOR's clock; returns the task id.
+
+    Stored in UTC; a time in the past, or one the clocks skip, is refused. It replaces
+    the account's other open callbacks and becomes the debtor's next action.
+    """
+    now = _now(now)
+
+    def change(session: Session, debtor: Debtor) -> int:
+        return _add_callback(session, agent, debtor, Callback(local_date, local_time, note), now).id
+
+    return _write(db, agent, debtor_id, expected_version, now, change)
+
+
+# --- promise evaluation (a system job) ---------------------------------------------------
+
+
+def evaluate_promises(
+    db: Database,
+    *,
+    today: date,
+    debtor_ids: Sequence[int] | None = None,
+    grace_days: int = DEFAULT_GRACE_DAYS,
+    now: datetime | None = None,
+) -> int:
+    """Set the status of pending promises and installments from the payments received.
+
+    Each changed promise is audited (actor ``system``); a plan is ``completed`` when all
+    its installments are kept and ``broken`` when one is broken. The accounts touched
+    are rescored (a broken promise raises priority). Does not bump the debtors'
+    version: agents with the account open are not forced to reload. Returns the number
+    of promises whose status changed.
+    """
+    now = _now(now)
+    changed = 0
+    with db.session() as session:
+        query = select(Promise.debtor_id).where(Promise.status == "pending").distinct()
+        if debtor_ids is not None:
+            candidates = sorted(set(debtor_ids))
+        else:
+            candidates = sorted(session.scalars(query))
+        touched: list[int] = []
+        for start in range(0, len(candidates), _ID_CHUNK):
+            chunk = candidates[start : start + _ID_CHUNK]
+            count, debtors_changed = _evaluate_chunk(session, chunk, today, grace_days, now)
+            changed += count
+            touched += debtors_changed
+        if touched:
+            _rescore(session, touched, now)
+    return changed
+
+
+def _evaluate_chunk(
+    session: Session, debtor_ids: list[int], today: date, grace_days: int, now: datetime
+) -> tuple[int, list[int]]:
+    pending = list(
+        session.scalars(
+            select(Promise).where(Promise.debtor_id.in_(debtor_ids), Promise.status == "pending")
+        )
+    )
+    if not pending:
+        return 0, []
+    payments: dict[int, list[tuple[date, Decimal]]] = {}
+    for debtor_id, paid_on, amount in session.execute(
+        select(Payment.debtor_id, Payment.paid_on, Payment.amount).where(
+            Payment.debtor_id.in_({p.debtor_id for p in pending}), Payment.status == "active"
+        )
+    ):
+        payments.setdefault(debtor_id, []).append((paid_on, amount))
+
+    results: dict[int, tuple[str, Decimal]] = {}
+    for p in pending:
+        if p.plan_id is None:
+            outcome = evaluate_promise(
+                p.amount,
+                p.due_date,
+                payments.get(p.debtor_id, []),
+                today=today,
+                grace_days=grace_days,
+                created_on=p.created_at.astimezone(UTC).date(),
+            )
+            results[p.id] = (outcome.status, outcome.paid)
+    plan_ids = {p.plan_id for p in pending if p.plan_id is not None}
+    plans = {
+        plan.id: plan
+        for plan in session.scalars(select(PaymentPlan).where(PaymentPlan.id.in_(plan_ids)))
+    }
+    installments: dict[int, list[Promise]] = {}
+    if plan_ids:
+        for item in session.scalars(
+            select(Promise)
+            .where(Promise.plan_id.in_(plan_ids), Promise.status != "cancelled")
+            .order_by(Promise.plan_id, Promise.installment_no, Promise.id)
+        ):
+            installments.setdefault(item.plan_id or 0, []).append(item)
+    for plan_id, items in installments.items():
+        plan = plans[plan_id]
+        outcomes = evaluate_installments(
+            [(i.amount, i.due_date) for i in items],
+            payments.get(plan.debtor_id, []),
+            today=today,
+            grace_days=grace_days,
+            created_on=plan.created_at.astimezone(UTC).date(),
+        )
+        for item, outcome in zip(items, outcomes, strict=True):
+            if item.status == "pending":
+                results[item.id] = (outcome.status, outcome.paid)
+
+    changed = 0
+    touched: set[int] = set()
+    for p in pending:
+        status, paid = results[p.id]
+        paid = to_money(paid)
+        if status == p.status and paid == p.amount_paid:
+            continue
+        if status != p.status:
+            changed += 1
+            touched.add(p.debtor_id)
+            _set_status(
+                session,
+                SYSTEM,
+                p,
+                "promise",
+                status,
+                p.debtor_id,
+                now,
+                amount_paid=paid,
+                evaluated_at=now,
+            )
+        else:
+            p.amount_paid = paid
+            p.evaluated_at = now
+    for plan_id, items in installments.items():
+        plan = plans[plan_id]
+        statuses = {i.status for i in items}
+        new = plan.status
+        if "broken" in statuses:
+            new = "broken"
+        elif statuses == {"kept"}:
+            new = "completed"
+        if new != plan.status and plan.status == "active":
+            _set_status(session, SYSTEM, plan, "plan", new, plan.debtor_id, now)
+            touched.add(plan.debtor_id)
+    return changed, sorted(touched)
+
+
+__all__ = [
+    "TIMELINE_KINDS",
+    "AccessDenied",
+    "AccountNotFound",
+    "AccountView",
+    "Callback",
+    "CallbackView",
+    "DebtorView",
+    "DisputeView",
+    "EmailView",
+    "Freshness",
+    "InvoiceView",
+    "PaymentView",
+    "PhoneView",
+    "PlanView",
+    "PromiseInput",
+    "PromiseView",
+    "SettlementView",
+    "StaleEdit",
+    "TimelineEntry",
+    "TimelineKind",
+    "ValidationFailed",
+    "check_access",
+    "create_plan",
+    "decide_settlement",
+    "evaluate_promises",
+    "load_account",
+    "load_timeline",
+    "log_contact",
+    "make_promise",
+    "open_dispute",
+    "preview_plan",
+    "propose_settlement",
+    "resolve_dispute",
+    "schedule_callback",
+]
