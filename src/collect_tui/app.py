@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
+import platformdirs
+from textual import work
 from textual.app import App
 
 from collect_tui.screens.queue import QueueScreen
 from collect_tui.services.agents import AgentInfo
 from collect_tui.services.database import Database
+from collect_tui.services.scoring import rescore_needed, rescore_portfolio
+
+
+def keymap_path() -> Path:
+    """Where users remap keys: ``[keymap]`` of binding id = keys, e.g. ``"queue.next" = "j"``."""
+    return Path(platformdirs.user_config_dir("collect-tui", appauthor=False)) / "keymap.toml"
+
+
+def load_keymap(path: Path | None = None) -> tuple[dict[str, str], str | None]:
+    """The user's key remapping and an error line if the file could not be used."""
+    path = path or keymap_path()
+    if not path.exists():
+        return {}, None
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return {}, f"{path}: {exc}; using the default keys"
+    table = data.get("keymap", {})
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in table.items()
+    ):
+        return {}, f"{path}: [keymap] must map binding ids to key strings; using the defaults"
+    return dict(table), None
 
 
 class CollectApp(App[None]):
@@ -14,12 +42,35 @@ class CollectApp(App[None]):
 
     TITLE = "collect-tui"
     CSS_PATH = "app.tcss"
-    ENABLE_COMMAND_PALETTE = True
 
-    def __init__(self, db: Database, agent: AgentInfo) -> None:
+    def __init__(self, db: Database, agent: AgentInfo, *, keymap_file: Path | None = None):
         super().__init__()
         self.db = db
         self.agent = agent
+        self.keymap_file = keymap_file
 
     def on_mount(self) -> None:
+        keymap, problem = load_keymap(self.keymap_file)
+        if keymap:
+            self.set_keymap(keymap)
+        if problem:
+            self.notify(problem, title="Keymap", severity="warning", timeout=10)
         self.push_screen(QueueScreen(self.db, self.agent))
+        self._daily_rescore()
+
+    @work(thread=True, exclusive=True, group="daily-rescore")
+    def _daily_rescore(self) -> None:
+        """The first start of a day refreshes every score (after the first paint)."""
+        try:
+            if not rescore_needed(self.db):
+                return
+            self.call_from_thread(self.notify, "Refreshing priorities for today...", timeout=3)
+            rescore_portfolio(self.db)
+        except Exception as exc:
+            self.call_from_thread(
+                self.notify, f"Daily rescore failed: {exc}", severity="error", timeout=10
+            )
+            return
+        screen = self.screen
+        if isinstance(screen, QueueScreen):
+            self.call_from_thread(screen.action_refresh_queue)

@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print JSON")
     report.add_argument("--as-of", type=_iso_date, help="report as of this day")
 
+    sub.add_parser(
+        "rescore",
+        parents=[common],
+        help="recompute every account's priority score (set-based; the app runs it daily)",
+        description="Refresh cached balances, promise and callback facts and priority scores.",
+    )
+
     db = sub.add_parser("db", help="database schema: upgrade, current")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_sub.add_parser("upgrade", parents=[common], help="apply pending migrations")
@@ -174,6 +181,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     finally:
         db.close()
     print(report.to_json() if args.json else report.to_text())
+    return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from collect_tui.services.database import open_database
+    from collect_tui.services.scoring import rescore_portfolio
+
+    db = open_database(args.db)
+    started = time.perf_counter()
+    try:
+        count = rescore_portfolio(db)
+    finally:
+        db.close()
+    print(f"rescored {count:,} accounts in {time.perf_counter() - started:.2f}s")
     return 0
 
 
@@ -285,6 +306,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "seed": cmd_seed,
     "report": cmd_report,
+    "rescore": cmd_rescore,
     "db": cmd_db,
     "agent": cmd_agent,
     "demo": cmd_demo,

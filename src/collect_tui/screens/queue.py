@@ -1,29 +1,105 @@
-"""The queue screen: the signed-in agent's accounts, best first."""
+"""The queue screen: the signed-in agent's accounts, best first, with search and filters."""
 
 from __future__ import annotations
 
-from textual import work
+from dataclasses import replace
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
 
+from collect_tui import clock
+from collect_tui.domain.aging import BUCKETS
 from collect_tui.domain.money import format_money
+from collect_tui.screens.help import HelpScreen
+from collect_tui.screens.queue_filters import QueueFilterScreen
 from collect_tui.services.agents import AgentInfo
 from collect_tui.services.database import Database
-from collect_tui.services.queue import QueueKey, QueueRow, queue_page, queue_summary
+from collect_tui.services.queue import (
+    QueueFilter,
+    QueueRow,
+    QueueSummary,
+    due_callbacks,
+    next_account,
+    queue_marker,
+    queue_page,
+    queue_summary,
+)
 from collect_tui.widgets.queue_table import QueueTable
 
 PAGE_SIZE = 100
 PREFETCH_MARGIN = 20  # rows before the end at which the next page is fetched
+POLL_SECONDS = 10.0  # how often the queue checks whether its data changed underneath
+SEARCH_DEBOUNCE = 0.15
+
+
+class QueueCommands(Provider):
+    """The queue's commands in the command palette (ctrl+p)."""
+
+    def _commands(self) -> list[tuple[str, str, object]]:
+        screen = self.screen
+        assert isinstance(screen, QueueScreen)
+        commands: list[tuple[str, str, object]] = [
+            ("Next best account", "Take the next contactable account (n)", screen.action_next),
+            ("Refresh queue", "Reload from the database (r)", screen.action_refresh_queue),
+            ("Search", "Search by name, invoice number, phone or email (/)", screen.action_search),
+            ("Filters", "Open the filter dialog (f)", screen.action_filters),
+            ("Clear filters", "Show the whole queue", screen.action_clear_filters),
+            (
+                "Filter: contactable now",
+                "Only accounts that may be called now",
+                lambda: screen.apply_filter(replace(screen.queue_filter, contactable_now=True)),
+            ),
+            (
+                "Filter: promise due or broken",
+                "Promises due today, broken, or installments missed",
+                lambda: screen.apply_filter(replace(screen.queue_filter, promise_due=True)),
+            ),
+            (
+                "Filter: callbacks due today",
+                "Accounts with a callback today",
+                lambda: screen.apply_filter(replace(screen.queue_filter, callbacks=True)),
+            ),
+        ]
+        for bucket in BUCKETS:
+            commands.append(
+                (
+                    f"Filter: bucket {bucket}",
+                    f"Oldest invoice in the {bucket} aging bucket",
+                    lambda b=bucket: screen.apply_filter(replace(screen.queue_filter, bucket=b)),
+                )
+            )
+        commands.append(("Queue help", "Keys of the queue (?)", screen.action_help))
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)  # type: ignore[arg-type]
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)  # type: ignore[arg-type]
 
 
 class QueueScreen(Screen[None]):
-    """A window onto the agent's queue, fed page by page from a thread worker."""
+    """A window onto the agent's queue, fed page by page from thread workers."""
 
+    COMMANDS = {QueueCommands}
     BINDINGS = [
+        Binding("n", "next", "Next", id="queue.next"),
+        Binding("slash", "search", "Search", key_display="/", id="queue.search"),
+        Binding("f", "filters", "Filters", id="queue.filters"),
         Binding("r", "refresh_queue", "Refresh", id="queue.refresh"),
         Binding("question_mark", "help", "Help", key_display="?", id="queue.help"),
+        Binding("escape", "clear_search", "Clear search", show=False, id="queue.clear_search"),
         Binding("q", "app.quit", "Quit", id="app.quit"),
     ]
 
@@ -31,68 +107,268 @@ class QueueScreen(Screen[None]):
         super().__init__()
         self.db = db
         self.agent = agent
-        self._last_key: QueueKey | None = None
+        self.queue_filter = QueueFilter()
+        self.rows: list[QueueRow] = []
         self._exhausted = False
         self._loading = False
+        self._generation = 0  # bumps on every reload; stale pages are dropped
+        self._marker: tuple[object, ...] | None = None
+        self._search_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(self._title(), id="queue-title")
+        yield Static(
+            f"collect-tui  {self.agent.display_name} ({self.agent.role})  queue", id="queue-title"
+        )
         yield Static("Loading queue...", id="queue-summary")
+        yield Static("", id="queue-filters")
+        yield Input(placeholder="Search name, invoice, phone, email", id="queue-search")
         yield QueueTable(id="queue-table")
         yield Footer()
 
-    def _title(self) -> str:
-        return f"collect-tui  {self.agent.display_name} ({self.agent.role})  queue"
-
     def on_mount(self) -> None:
+        self.query_one("#queue-search", Input).display = False
         self.query_one(QueueTable).focus()
-        self.action_refresh_queue()
+        self.reload()
+        self.set_interval(POLL_SECONDS, self._poll_changes)
 
-    def action_refresh_queue(self) -> None:
-        """Reload the queue from the top."""
-        table = self.query_one(QueueTable)
-        table.clear()
-        self._last_key = None
-        self._exhausted = False
-        self._load_page(first=True)
+    # Loading -------------------------------------------------------------------------
 
-    def action_help(self) -> None:
-        self.notify(
-            "Arrows/PgUp/PgDn move  r refresh  q quit. Accounts are ordered by priority.",
-            title="Queue help",
-            timeout=8,
-        )
+    def reload(self, *, keep_debtor: int | None = None, minimum: int = PAGE_SIZE) -> None:
+        """Reload the queue from the top, keeping the cursor on ``keep_debtor`` if given."""
+        self._generation += 1
+        self._load_window(self._generation, self.queue_filter, keep_debtor, minimum)
 
-    @work(thread=True, exclusive=True, group="queue-page")
-    def _load_page(self, first: bool = False) -> None:
-        self._loading = True
+    @work(thread=True, exclusive=True, group="queue-window")
+    def _load_window(
+        self, generation: int, queue_filter: QueueFilter, keep_debtor: int | None, minimum: int
+    ) -> None:
+        now = clock.now()
         try:
-            rows = queue_page(self.db, self.agent, after=self._last_key, limit=PAGE_SIZE)
-            summary = queue_summary(self.db, self.agent) if first else None
-        except Exception as exc:  # shown, never a crash
-            self.app.call_from_thread(self.notify, str(exc), title="Queue", severity="error")
-            self._loading = False
+            pinned = [] if queue_filter.active else due_callbacks(self.db, self.agent, now=now)
+            limit = max(PAGE_SIZE, minimum)
+            rows = queue_page(self.db, self.agent, queue_filter=queue_filter, limit=limit, now=now)
+            summary = queue_summary(self.db, self.agent, now=now)
+            marker = queue_marker(self.db, self.agent)
+        except Exception as exc:  # shown on screen, never a crash
+            self.app.call_from_thread(self._show_error, str(exc))
             return
-        self.app.call_from_thread(self._show_page, rows, summary)
+        pinned_ids = {row.debtor_id for row in pinned}
+        rows = pinned + [row for row in rows if row.debtor_id not in pinned_ids]
+        self.app.call_from_thread(
+            self._show_window, generation, rows, len(rows) - len(pinned) >= limit, summary, marker,
+            keep_debtor,
+        )  # fmt: skip
 
-    def _show_page(self, rows: list[QueueRow], summary: object | None) -> None:
+    def _show_error(self, message: str) -> None:
+        self._loading = False
+        self.notify(message, title="Queue", severity="error", timeout=10)
+
+    def _show_window(
+        self,
+        generation: int,
+        rows: list[QueueRow],
+        more: bool,
+        summary: QueueSummary,
+        marker: tuple[object, ...],
+        keep_debtor: int | None,
+    ) -> None:
+        if generation != self._generation:
+            return
         table = self.query_one(QueueTable)
+        old_row = table.cursor_row
+        table.clear()
+        self.rows = rows
         table.append_rows(rows)
-        if rows:
-            self._last_key = rows[-1].key
+        self._exhausted = not more
+        self._loading = False
+        self._marker = marker
+        self._show_summary(summary)
+        self._show_filters()
+        if keep_debtor is not None:
+            index = next((i for i, r in enumerate(rows) if r.debtor_id == keep_debtor), None)
+            target = index if index is not None else min(old_row, max(0, len(rows) - 1))
+            table.move_cursor(row=target, animate=False)
+
+    def _load_more(self) -> None:
+        if self._exhausted or self._loading or not self.rows:
+            return
+        self._loading = True
+        last = next((r for r in reversed(self.rows) if not r.pinned), None)
+        self._fetch_page(self._generation, self.queue_filter, last.key if last else None)
+
+    @work(thread=True, group="queue-page")
+    def _fetch_page(self, generation: int, queue_filter: QueueFilter, after: object) -> None:
+        try:
+            rows = queue_page(
+                self.db, self.agent, queue_filter=queue_filter, after=after,  # type: ignore[arg-type]
+                limit=PAGE_SIZE, now=clock.now(),
+            )  # fmt: skip
+        except Exception as exc:
+            self.app.call_from_thread(self._show_error, str(exc))
+            return
+        self.app.call_from_thread(self._append_page, generation, rows)
+
+    def _append_page(self, generation: int, rows: list[QueueRow]) -> None:
+        if generation != self._generation:
+            return
+        shown = {row.debtor_id for row in self.rows}
+        fresh = [row for row in rows if row.debtor_id not in shown]
+        self.rows.extend(fresh)
+        self.query_one(QueueTable).append_rows(fresh)
         self._exhausted = len(rows) < PAGE_SIZE
         self._loading = False
-        if summary is not None:
-            accounts = getattr(summary, "accounts", 0)
-            balance = getattr(summary, "balance", {})
-            money = "  ".join(format_money(v, c) for c, v in sorted(balance.items())) or "-"
-            text = f"{accounts:,} accounts  {money}"
-            if not accounts:
-                text = "No accounts assigned to you yet. Ask a supervisor to assign some."
-            self.query_one("#queue-summary", Static).update(text)
+
+    def _show_summary(self, summary: QueueSummary) -> None:
+        if not summary.accounts:
+            text = "No accounts assigned to you yet. Ask a supervisor to assign some."
+        else:
+            parts = [f"{summary.accounts:,} accounts"]
+            parts.append(f"{summary.promises_due_today} promises due today")
+            parts.append(f"{summary.callbacks_due} callbacks due")
+            money = "  ".join(format_money(v, c) for c, v in sorted(summary.balance.items()))
+            text = "  ".join(parts) + ("  " + money if money else "")
+        self.query_one("#queue-summary", Static).update(text)
+
+    def _show_filters(self) -> None:
+        words = self.queue_filter.active
+        line = self.query_one("#queue-filters", Static)
+        line.display = bool(words)
+        count = len(self.rows) if self._exhausted else f"{len(self.rows)}+"
+        line.update(f"Showing {count} matching: " + ", ".join(words) + "  (f filters, esc clears)")
+
+    def _poll_changes(self) -> None:
+        if not self._loading:
+            self._check_marker(self._generation)
+
+    @work(thread=True, exclusive=True, group="queue-poll")
+    def _check_marker(self, generation: int) -> None:
+        try:
+            marker = queue_marker(self.db, self.agent)
+        except Exception:
+            return  # a passing database hiccup: the next poll tries again
+        if marker != self._marker and generation == self._generation:
+            self.app.call_from_thread(self.action_refresh_queue)
+
+    # Actions ---------------------------------------------------------------------------
+
+    def selected_row(self) -> QueueRow | None:
+        """The queue row under the cursor."""
+        table = self.query_one(QueueTable)
+        if not self.rows or table.cursor_row >= len(self.rows):
+            return None
+        return self.rows[table.cursor_row]
+
+    def action_refresh_queue(self) -> None:
+        """Reload, keeping the cursor on the same account."""
+        row = self.selected_row()
+        self.reload(keep_debtor=row.debtor_id if row else None, minimum=len(self.rows))
+
+    def apply_filter(self, queue_filter: QueueFilter) -> None:
+        """Show the queue narrowed to ``queue_filter``."""
+        self.queue_filter = queue_filter
+        self.reload()
+
+    def action_clear_filters(self) -> None:
+        self.apply_filter(QueueFilter())
+
+    def action_filters(self) -> None:
+        def chosen(result: QueueFilter | None) -> None:
+            if result is not None:
+                self.apply_filter(result)
+
+        self.app.push_screen(QueueFilterScreen(self.queue_filter), chosen)
+
+    def action_search(self) -> None:
+        search = self.query_one("#queue-search", Input)
+        search.display = True
+        search.focus()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#queue-search", Input)
+        if search.value or self.queue_filter.active:
+            search.value = ""
+            self.apply_filter(QueueFilter())
+        search.display = False
+        self.query_one(QueueTable).focus()
+
+    @on(Input.Changed, "#queue-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        text = event.value
+        self._search_timer = self.set_timer(
+            SEARCH_DEBOUNCE, lambda: self.apply_filter(replace(self.queue_filter, search=text))
+        )
+
+    @on(Input.Submitted, "#queue-search")
+    def _search_submitted(self) -> None:
+        self.query_one(QueueTable).focus()
+
+    def action_next(self) -> None:
+        self._find_next()
+
+    @work(thread=True, exclusive=True, group="queue-next")
+    def _find_next(self) -> None:
+        try:
+            row = next_account(self.db, self.agent, now=clock.now())
+        except Exception as exc:
+            self.app.call_from_thread(self._show_error, str(exc))
+            return
+        self.app.call_from_thread(self._go_to_next, row)
+
+    def _go_to_next(self, row: QueueRow | None) -> None:
+        if row is None:
+            self.notify(
+                "No account can be contacted right now (contact hours, call limits or flags).",
+                title="Next",
+                severity="warning",
+            )
+            return
+        index = next((i for i, r in enumerate(self.rows) if r.debtor_id == row.debtor_id), None)
+        if index is None:
+            # Not in the filtered window: show the whole queue, then land on it.
+            self.queue_filter = QueueFilter()
+            self.query_one("#queue-search", Input).value = ""
+            self.reload(keep_debtor=row.debtor_id)
+        else:
+            self.query_one(QueueTable).move_cursor(row=index, animate=False)
+        self.post_message(self.AccountChosen(row.debtor_id))
+        why = row.top_reason or "top of the queue"
+        self.notify(f"{row.name}: {why}", title="Next account", timeout=4)
+
+    def action_help(self) -> None:
+        keys = [
+            ("n", "next best account you may contact now"),
+            ("enter", "open the selected account"),
+            ("up/down pgup/pgdn", "move; more rows load as you scroll"),
+            ("/", "search by name, invoice number, phone or email"),
+            ("esc", "clear search and filters"),
+            ("f", "filters: aging bucket, promise due, callbacks, contactable now"),
+            ("r", "refresh (the queue also refreshes when data changes)"),
+            ("ctrl+p", "command palette with every queue command"),
+            ("q", "quit"),
+        ]
+        notes = (
+            "Rows are ordered by priority; due callbacks are pinned on top. "
+            "Dim rows cannot be contacted now; the last column says why."
+        )
+        self.app.push_screen(HelpScreen("Queue", keys, notes))
+
+    # Messages --------------------------------------------------------------------------
+
+    class AccountChosen(Message):
+        """The agent picked an account to work (by ``n`` or ``enter``)."""
+
+        def __init__(self, debtor_id: int) -> None:
+            super().__init__()
+            self.debtor_id = debtor_id
 
     def on_data_table_row_highlighted(self, event: QueueTable.RowHighlighted) -> None:
         table = self.query_one(QueueTable)
-        near_end = event.cursor_row >= table.row_count - PREFETCH_MARGIN
-        if near_end and not self._exhausted and not self._loading:
-            self._load_page()
+        if event.cursor_row >= table.row_count - PREFETCH_MARGIN:
+            self._load_more()
+
+    def on_data_table_row_selected(self, event: QueueTable.RowSelected) -> None:
+        row = self.selected_row()
+        if row is not None:
+            self.post_message(self.AccountChosen(row.debtor_id))

@@ -1,21 +1,29 @@
 """An agent's work queue: a keyset-paginated window onto the priority-ordered accounts.
 
 The database sorts (``ix_debtors_queue``); a page is read by the position of the last
-row seen, so every page costs the same whether the portfolio holds 1k or 200k accounts.
+row seen, so a page costs the same whether the portfolio holds 1k or 200k accounts.
+Callbacks that are due are pinned above the scored accounts: a callback promised for
+14:00 comes first at 14:00, whatever the score says.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, exists, false, func, or_, select
 
+from collect_tui.domain.aging import BUCKETS, bucket_due_date_floors
 from collect_tui.domain.money import to_money
+from collect_tui.domain.priority import EXCLUDED_SCORE, AccountFacts, score_account
 from collect_tui.services.agents import AgentInfo
+from collect_tui.services.contactability import open_jurisdictions
 from collect_tui.services.database import Database
-from collect_tui.storage.models import Debtor
+from collect_tui.storage.models import Debtor, Email, Invoice, Phone
+
+SEARCH_MIN_CHARS = 2
 
 
 @dataclass(frozen=True)
@@ -27,8 +35,39 @@ class QueueKey:
 
 
 @dataclass(frozen=True)
+class QueueFilter:
+    """What the agent narrowed the queue to; the default shows everything."""
+
+    bucket: str | None = None
+    promise_due: bool = False
+    callbacks: bool = False
+    contactable_now: bool = False
+    search: str = ""
+
+    def __post_init__(self) -> None:
+        if self.bucket is not None and self.bucket not in BUCKETS:
+            raise ValueError(f"unknown aging bucket {self.bucket!r}")
+
+    @property
+    def active(self) -> list[str]:
+        """The active filters in words, for the filter line."""
+        words = []
+        if self.bucket:
+            words.append(f"bucket {self.bucket}")
+        if self.promise_due:
+            words.append("promise due")
+        if self.callbacks:
+            words.append("callbacks")
+        if self.contactable_now:
+            words.append("contactable now")
+        if self.search.strip():
+            words.append(f'search "{self.search.strip()}"')
+        return words
+
+
+@dataclass(frozen=True)
 class QueueRow:
-    """One account as the queue shows it."""
+    """One account as the queue shows it, with its reasons and whether it may be called now."""
 
     debtor_id: int
     name: str
@@ -41,12 +80,21 @@ class QueueRow:
     next_action: str | None
     next_action_at: datetime | None
     score: float
-    reason: str | None
+    reasons: list[str] = field(default_factory=list)
+    blocked: str | None = None
+    pinned: bool = False
 
     @property
     def key(self) -> QueueKey:
         """The keyset position of this row."""
         return QueueKey(self.score, self.debtor_id)
+
+    @property
+    def top_reason(self) -> str:
+        """The most important reason, or why it cannot be contacted now."""
+        if self.blocked:
+            return self.blocked
+        return self.reasons[0] if self.reasons else ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +103,8 @@ class QueueSummary:
 
     accounts: int
     balance: dict[str, Decimal]
+    promises_due_today: int
+    callbacks_due: int
 
 
 _COLUMNS = (
@@ -69,17 +119,200 @@ _COLUMNS = (
     Debtor.next_action,
     Debtor.next_action_at,
     Debtor.priority_score,
-    Debtor.priority_reason,
+    Debtor.promise_due_on,
+    Debtor.broken_promise_on,
+    Debtor.installment_missed,
+    Debtor.cadence_due_at,
+    Debtor.cease_communication,
+    Debtor.dispute,
+    Debtor.bankruptcy,
+    Debtor.deceased,
+    Debtor.contact_blocked_until,
+    Debtor.contact_block_reason,
+    Debtor.country,
+    Debtor.region,
 )
 
 
-def queue_page(
-    db: Database, agent: AgentInfo, *, after: QueueKey | None = None, limit: int = 100
+def _today_in_utc_day(now: datetime) -> date:
+    return now.astimezone(UTC).date()
+
+
+def _excluded_clause() -> object:
+    return or_(
+        Debtor.cease_communication.is_(True),
+        Debtor.dispute.is_(True),
+        Debtor.bankruptcy.is_(True),
+        Debtor.deceased.is_(True),
+        Debtor.open_balance <= 0,
+    )
+
+
+def contactable_clause(db: Database, now: datetime) -> object:
+    """SQL condition: the account may be called now (flags, call cap, contact window)."""
+    jurisdictions = open_jurisdictions(db, now)
+    if not jurisdictions:
+        in_window: object = false()
+    else:
+        in_window = or_(
+            *[
+                and_(
+                    Debtor.country == country,
+                    Debtor.region.is_(None) if region is None else Debtor.region == region,
+                    Debtor.time_zone == zone,
+                )
+                for country, region, zone in jurisdictions
+            ]
+        )
+    return and_(
+        ~_excluded_clause(),
+        or_(Debtor.contact_blocked_until.is_(None), Debtor.contact_blocked_until <= now),
+        in_window,
+    )
+
+
+def _search_clause(text: str) -> object:
+    term = text.strip()
+    pattern = f"%{term.lower()}%"
+    digits = "".join(ch for ch in term if ch.isdigit())
+    clauses = [
+        func.lower(Debtor.name).like(pattern),
+        exists().where(Invoice.debtor_id == Debtor.id, func.lower(Invoice.number).like(pattern)),
+        exists().where(Email.debtor_id == Debtor.id, func.lower(Email.address).like(pattern)),
+    ]
+    if len(digits) >= 3:
+        # Phone numbers are stored formatted; compare on digits typed in any format.
+        stripped = func.replace(func.replace(func.replace(Phone.number, " ", ""), "-", ""), "+", "")
+        clauses.append(exists().where(Phone.debtor_id == Debtor.id, stripped.like(f"%{digits}%")))
+    return or_(*clauses)
+
+
+def _filtered(
+    db: Database, agent: AgentInfo, queue_filter: QueueFilter, now: datetime
+) -> Select[tuple[object, ...]]:
+    query = select(*_COLUMNS).where(Debtor.assigned_agent_id == agent.id)
+    today = _today_in_utc_day(now)
+    if queue_filter.bucket:
+        floors = dict(bucket_due_date_floors(today))
+        index = BUCKETS.index(queue_filter.bucket)
+        floor = floors[queue_filter.bucket]
+        if floor is not None:
+            query = query.where(Debtor.oldest_due_date >= floor)
+        if index > 0:
+            previous_floor = floors[BUCKETS[index - 1]]
+            query = query.where(Debtor.oldest_due_date < previous_floor)
+        query = query.where(Debtor.open_invoices > 0)
+    if queue_filter.promise_due:
+        query = query.where(
+            or_(
+                Debtor.promise_due_on <= today,
+                Debtor.broken_promise_on.is_not(None),
+                Debtor.installment_missed.is_(True),
+            )
+        )
+    if queue_filter.callbacks:
+        end_of_day = datetime.combine(today + timedelta(days=1), time(0), UTC)
+        query = query.where(Debtor.next_action == "callback", Debtor.next_action_at < end_of_day)
+    if queue_filter.contactable_now:
+        query = query.where(contactable_clause(db, now))
+    if len(queue_filter.search.strip()) >= SEARCH_MIN_CHARS:
+        query = query.where(_search_clause(queue_filter.search))
+    return query
+
+
+def _to_row(db_row: object, now: datetime, contactable_ids: set[int] | None) -> QueueRow:
+    r = tuple(db_row)  # type: ignore[arg-type]
+    facts = AccountFacts(
+        balance=to_money(r[4]),
+        currency=r[3],
+        oldest_due_date=r[6],
+        last_contact_at=r[7],
+        promise_due_on=r[11],
+        broken_promise_on=r[12],
+        installment_missed=bool(r[13]),
+        cadence_due_at=r[14],
+        next_action=r[8],
+        next_action_at=r[9],
+        time_zone=r[2],
+        cease_communication=bool(r[15]),
+        dispute=bool(r[16]),
+        bankruptcy=bool(r[17]),
+        deceased=bool(r[18]),
+    )
+    priority = score_account(facts, today=_today_in_utc_day(now), now=now)
+    blocked = None
+    if priority.excluded:
+        blocked = f"excluded: {priority.excluded}"
+    elif r[19] is not None and r[19] > now:
+        blocked = r[20] or "call limit reached"
+    elif contactable_ids is not None and r[0] not in contactable_ids:
+        blocked = "outside contact hours"
+    return QueueRow(
+        debtor_id=r[0],
+        name=r[1],
+        time_zone=r[2],
+        currency=r[3],
+        balance=facts.balance,
+        open_invoices=r[5],
+        oldest_due_date=r[6],
+        last_contact_at=r[7],
+        next_action=r[8],
+        next_action_at=r[9],
+        score=r[10],
+        reasons=priority.reasons,
+        blocked=blocked,
+    )
+
+
+def _contactable_ids(db: Database, ids: list[int], now: datetime) -> set[int]:
+    if not ids:
+        return set()
+    with db.session() as session:
+        return set(
+            session.scalars(
+                select(Debtor.id).where(Debtor.id.in_(ids), contactable_clause(db, now))
+            )
+        )
+
+
+def _rows(db: Database, query: Select[tuple[object, ...]], now: datetime) -> list[QueueRow]:
+    with db.session() as session:
+        raw = session.execute(query).all()
+    contactable = _contactable_ids(db, [r[0] for r in raw], now)
+    return [_to_row(r, now, contactable) for r in raw]
+
+
+def due_callbacks(
+    db: Database, agent: AgentInfo, *, now: datetime | None = None, limit: int = 20
 ) -> list[QueueRow]:
-    """The next ``limit`` accounts of ``agent``'s queue after ``after``, best first."""
+    """Callbacks due now or overdue, earliest first: these come before any score."""
+    now = now or datetime.now(UTC)
     query = (
         select(*_COLUMNS)
-        .where(Debtor.assigned_agent_id == agent.id)
+        .where(
+            Debtor.assigned_agent_id == agent.id,
+            Debtor.next_action == "callback",
+            Debtor.next_action_at <= now,
+        )
+        .order_by(Debtor.next_action_at, Debtor.id)
+        .limit(limit)
+    )
+    return [replace(row, pinned=True) for row in _rows(db, query, now)]
+
+
+def queue_page(
+    db: Database,
+    agent: AgentInfo,
+    *,
+    queue_filter: QueueFilter | None = None,
+    after: QueueKey | None = None,
+    limit: int = 100,
+    now: datetime | None = None,
+) -> list[QueueRow]:
+    """The next ``limit`` accounts of ``agent``'s queue after ``after``, best first."""
+    now = now or datetime.now(UTC)
+    query = (
+        _filtered(db, agent, queue_filter or QueueFilter(), now)
         .order_by(Debtor.priority_score.desc(), Debtor.id)
         .limit(limit)
     )
@@ -90,35 +323,93 @@ def queue_page(
                 and_(Debtor.priority_score == after.score, Debtor.id > after.debtor_id),
             )
         )
-    with db.session() as session:
-        return [
-            QueueRow(
-                debtor_id=row[0],
-                name=row[1],
-                time_zone=row[2],
-                currency=row[3],
-                balance=to_money(row[4]),
-                open_invoices=row[5],
-                oldest_due_date=row[6],
-                last_contact_at=row[7],
-                next_action=row[8],
-                next_action_at=row[9],
-                score=row[10],
-                reason=row[11],
-            )
-            for row in session.execute(query)
-        ]
+    return _rows(db, query, now)
 
 
-def queue_summary(db: Database, agent: AgentInfo) -> QueueSummary:
-    """How many accounts ``agent`` holds and their open balance by currency."""
+def next_account(db: Database, agent: AgentInfo, *, now: datetime | None = None) -> QueueRow | None:
+    """The next best account the agent may contact now: a due callback first, then by score."""
+    now = now or datetime.now(UTC)
+    for callback in due_callbacks(db, agent, now=now, limit=20):
+        if callback.blocked is None:
+            return callback
+    query = (
+        select(*_COLUMNS)
+        .where(
+            Debtor.assigned_agent_id == agent.id,
+            Debtor.priority_score > EXCLUDED_SCORE,
+            contactable_clause(db, now),
+        )
+        .order_by(Debtor.priority_score.desc(), Debtor.id)
+        .limit(1)
+    )
+    rows = _rows(db, query, now)
+    return rows[0] if rows else None
+
+
+def queue_summary(db: Database, agent: AgentInfo, *, now: datetime | None = None) -> QueueSummary:
+    """Accounts, balance by currency, promises due today and callbacks due today."""
+    now = now or datetime.now(UTC)
+    today = _today_in_utc_day(now)
+    end_of_day = datetime.combine(today + timedelta(days=1), time(0), UTC)
+    mine = Debtor.assigned_agent_id == agent.id
     with db.session() as session:
         rows = session.execute(
             select(Debtor.currency, func.count(), func.sum(Debtor.open_balance))
-            .where(Debtor.assigned_agent_id == agent.id)
+            .where(mine)
             .group_by(Debtor.currency)
         ).all()
+        promises = session.scalar(select(func.count()).where(mine, Debtor.promise_due_on == today))
+        callbacks = session.scalar(
+            select(func.count()).where(
+                mine, Debtor.next_action == "callback", Debtor.next_action_at < end_of_day
+            )
+        )
     return QueueSummary(
         accounts=sum(count for _, count, _ in rows),
-        balance={currency: to_money(Decimal(str(total or 0))) for currency, _, total in rows},
+        balance={c: to_money(Decimal(str(total or 0))) for c, _, total in rows if total},
+        promises_due_today=promises or 0,
+        callbacks_due=callbacks or 0,
     )
+
+
+def local_time(zone: str, now: datetime) -> datetime:
+    """``now`` in a debtor's zone (UTC when the zone is unknown)."""
+    try:
+        return now.astimezone(ZoneInfo(zone))
+    except (KeyError, ValueError):
+        return now.astimezone(UTC)
+
+
+__all__ = [
+    "QueueFilter",
+    "QueueKey",
+    "QueueRow",
+    "QueueSummary",
+    "contactable_clause",
+    "due_callbacks",
+    "local_time",
+    "next_account",
+    "queue_marker",
+    "queue_page",
+    "queue_summary",
+]
+
+
+def queue_marker(db: Database, agent: AgentInfo) -> tuple[object, ...]:
+    """A cheap fingerprint of the agent's accounts that changes when any of them changes.
+
+    Edits bump ``updated_at`` and ``version``; rescoring sets ``scored_at``; moves
+    between agents change the count. The queue polls this to refresh in place.
+    """
+    mine = Debtor.assigned_agent_id == agent.id
+    with db.session() as session:
+        return tuple(
+            session.execute(
+                select(
+                    func.count(),
+                    func.max(Debtor.updated_at),
+                    func.max(Debtor.scored_at),
+                    func.sum(Debtor.version),
+                ).where(mine)
+            ).one()
+        )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
+from rich.text import Text
 from textual.widgets import DataTable
 
+from collect_tui import clock
 from collect_tui.domain.aging import bucket_of_due_date, days_past_due
 from collect_tui.domain.money import format_money
-from collect_tui.services.queue import QueueRow
+from collect_tui.services.queue import QueueRow, local_time
 
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("name", "Debtor", 18),
@@ -18,20 +19,8 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("dpd", "DPD", 4),
     ("bucket", "Bucket", 6),
     ("last", "Last", 5),
-    ("next", "Next / why", 13),
+    ("why", "Why / next", 13),
 )
-
-
-def current_time() -> datetime:
-    """Now, in UTC (one place for tests to pin the clock)."""
-    return datetime.now(UTC)
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:
@@ -47,34 +36,27 @@ def _ago(moment: datetime | None, now: datetime) -> str:
 
 def format_row(row: QueueRow, now: datetime) -> tuple[str, ...]:
     """The cells of one queue row, seen at ``now``, in the debtor's own zone."""
-    zone = _zone(row.time_zone)
-    local_now = now.astimezone(zone)
+    local_now = local_time(row.time_zone, now)
     today = local_now.date()
     if row.oldest_due_date is not None:
-        dpd = days_past_due(row.oldest_due_date, today)
+        dpd = str(days_past_due(row.oldest_due_date, today))
         bucket = bucket_of_due_date(row.oldest_due_date, today)
     else:
-        dpd, bucket = 0, "-"
-    if row.next_action and row.next_action_at is not None:
-        when = row.next_action_at.astimezone(zone)
-        label = when.strftime("%H:%M") if when.date() == today else when.strftime("%d %b")
-        upcoming = f"{row.next_action} {label}"
-    else:
-        upcoming = row.reason or ""
+        dpd, bucket = "-", "-"
     amount = format_money(row.balance)
     return (
-        row.name,
+        ("> " if row.pinned else "") + row.name,
         local_now.strftime("%H:%M"),
         f"{row.currency} {amount}" if len(amount) <= 9 else f"{row.currency}{amount}",
-        str(dpd),
+        dpd,
         bucket,
         _ago(row.last_contact_at, now),
-        upcoming,
+        row.top_reason,
     )
 
 
-class QueueTable(DataTable[str]):
-    """Rows of the agent's queue; the screen appends pages as the cursor nears the end."""
+class QueueTable(DataTable[Text]):
+    """Rows of the agent's queue; dim rows may not be contacted now, ``>`` marks due callbacks."""
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -83,7 +65,10 @@ class QueueTable(DataTable[str]):
             self.add_column(label, width=width, key=key)
 
     def append_rows(self, rows: list[QueueRow], now: datetime | None = None) -> None:
-        """Add a page of rows below those already shown."""
-        now = now or current_time()
+        """Add rows below those already shown."""
+        now = now or clock.now()
         for row in rows:
-            self.add_row(*format_row(row, now), key=str(row.debtor_id))
+            style = "dim" if row.blocked else ("bold" if row.pinned else "")
+            cells = [Text(cell, style=style, no_wrap=True) for cell in format_row(row, now)]
+            cells[2].justify = "right"
+            self.add_row(*cells, key=str(row.debtor_id))

@@ -1,0 +1,167 @@
+"""Queue figures at two portfolio sizes: first paint, `n`, cursor moves, filters, memory.
+
+Seeds (or reuses) a small and a large portfolio, then runs the real app headless at 80x24
+in a fresh process per size (``--probe``) and prints, per size:
+start to first painted queue (from interpreter start), `n`, a cursor move, a filter
+change and a search (each from the key press until the screen shows the result),
+rescore of the whole portfolio, incremental rescore of one account, and peak memory.
+
+    python bench/queue.py                       # 1,000 and 200,000 debtors, SQLite
+    python bench/queue.py --small URL --large URL
+"""
+
+from __future__ import annotations
+
+import time
+
+STARTED = time.perf_counter()
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def _interpreter_start_seconds() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return time.perf_counter() - started
+
+
+async def _probe(url: str, agent_name: str) -> dict[str, float]:
+    from collect_tui.app import CollectApp
+    from collect_tui.screens.queue import QueueScreen
+    from collect_tui.services.agents import get_agent
+    from collect_tui.services.database import open_database
+    from collect_tui.services.queue import QueueFilter
+    from collect_tui.widgets.queue_table import QueueTable
+
+    db = open_database(url)
+    agent = get_agent(db, agent_name)
+    app = CollectApp(db, agent)
+    figures: dict[str, float] = {}
+    async with app.run_test(size=(80, 24)) as pilot:
+        while not (isinstance(app.screen, QueueScreen) and app.screen.rows):
+            await asyncio.sleep(0.002)
+        await pilot.pause()
+        figures["first_paint_s"] = time.perf_counter() - STARTED
+        screen = app.screen
+        table = screen.query_one(QueueTable)
+
+        async def settle() -> None:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+
+        moves = []
+        for _ in range(30):
+            started = time.perf_counter()
+            await pilot.press("down")
+            await pilot.pause()
+            moves.append(time.perf_counter() - started)
+        figures["cursor_move_ms"] = statistics.median(moves) * 1000
+        nexts = []
+        for _ in range(10):
+            started = time.perf_counter()
+            await pilot.press("n")
+            await settle()
+            nexts.append(time.perf_counter() - started)
+        figures["next_ms"] = statistics.median(nexts) * 1000
+        filters = []
+        for queue_filter in (
+            QueueFilter(contactable_now=True),
+            QueueFilter(bucket="61-90"),
+            QueueFilter(promise_due=True),
+            QueueFilter(),
+        ):
+            started = time.perf_counter()
+            screen.apply_filter(queue_filter)
+            await settle()
+            filters.append(time.perf_counter() - started)
+        figures["filter_ms"] = statistics.median(filters) * 1000
+        started = time.perf_counter()
+        screen.apply_filter(QueueFilter(search="smith"))
+        await settle()
+        figures["search_ms"] = (time.perf_counter() - started) * 1000
+        figures["rows_shown"] = float(table.row_count)
+        await pilot.press("q")
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from collect_tui.services.scoring import rescore_portfolio
+    from collect_tui.storage.models import Debtor
+    from collect_tui.storage.scoring import rescore
+
+    started = time.perf_counter()
+    figures["accounts"] = float(rescore_portfolio(db))
+    figures["rescore_all_s"] = time.perf_counter() - started
+    now = datetime.now(UTC)
+    with db.session() as session:
+        top = session.scalar(select(func.max(Debtor.id))) or 1
+    singles = []
+    for debtor_id in range(1, top, max(1, top // 200)):
+        with db.session() as session:
+            started = time.perf_counter()
+            rescore(session.connection(), today=now.date(), now=now, debtor_ids=[debtor_id])
+            singles.append(time.perf_counter() - started)
+    figures["rescore_one_ms_p50"] = statistics.median(singles) * 1000
+    figures["rescore_one_ms_p99"] = sorted(singles)[int(len(singles) * 0.99) - 1] * 1000
+    db.close()
+    return figures
+
+
+def _seed(url: str, debtors: int) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "collect_tui.cli", "seed", "--db", url, "--debtors", str(debtors),
+         "--agents", "20", "--seed", "1"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", help="database URL of the small portfolio")
+    parser.add_argument("--large", help="database URL of the large portfolio")
+    parser.add_argument("--agent", default="alice")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.probe:
+        print(json.dumps(asyncio.run(_probe(args.probe, args.agent))))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        urls = {}
+        for label, given, size in (("1k", args.small, 1000), ("200k", args.large, 200_000)):
+            if given is None:
+                given = f"sqlite:///{Path(tmp) / f'{label}.db'}"
+                print(f"seeding {size:,} debtors...", file=sys.stderr)
+                _seed(given, size)
+            urls[label] = given
+        interpreter = _interpreter_start_seconds()
+        results = {}
+        for label, url in urls.items():
+            started = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, __file__, "--probe", url, "--agent", args.agent],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            results[label] = json.loads(out.stdout.strip().splitlines()[-1])
+            results[label]["first_paint_s"] += interpreter
+            results[label]["process_s"] = time.perf_counter() - started
+    names = list(results)
+    print(f"{'figure':<22}" + "".join(f"{n:>12}" for n in names))
+    for key in results[names[0]]:
+        print(f"{key:<22}" + "".join(f"{results[n][key]:>12.2f}" for n in names))
+    ratio = results["200k"]["first_paint_s"] / results["1k"]["first_paint_s"]
+    print(f"first paint 200k / 1k: {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

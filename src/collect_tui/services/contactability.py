@@ -1,0 +1,67 @@
+"""Which accounts may be contacted right now, decided by the compliance rules.
+
+The contact window depends only on an account's jurisdiction and time zone, and a
+portfolio has few distinct ones; so the rules run once per (country, region, zone)
+and the queue filters with the resulting list in SQL, never account by account.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as clock
+from datetime import datetime
+
+from sqlalchemy import select
+
+from collect_tui.domain.compliance import contact_window_decision, effective_rules
+from collect_tui.services.database import Database
+from collect_tui.storage.models import Debtor
+
+Jurisdiction = tuple[str, str | None, str]  # country, region, time zone
+
+_CACHE_SECONDS = 300.0
+_cache: dict[int, tuple[float, list[Jurisdiction]]] = {}
+_lock = threading.Lock()
+
+
+def jurisdictions_in_use(db: Database) -> list[Jurisdiction]:
+    """The distinct (country, region, zone) of all debtors, cached for a few minutes."""
+    key = id(db.engine)
+    with _lock:
+        cached = _cache.get(key)
+        if cached and cached[0] > clock.monotonic():
+            return cached[1]
+    with db.session() as session:
+        found = [
+            (country, region, zone)
+            for country, region, zone in session.execute(
+                select(Debtor.country, Debtor.region, Debtor.time_zone).distinct()
+            )
+        ]
+    with _lock:
+        _cache[key] = (clock.monotonic() + _CACHE_SECONDS, found)
+    return found
+
+
+def forget_jurisdictions(db: Database) -> None:
+    """Drop the cached list (after a sync or a seed brought new jurisdictions)."""
+    with _lock:
+        _cache.pop(id(db.engine), None)
+
+
+def open_jurisdictions(db: Database, now: datetime) -> list[Jurisdiction]:
+    """The jurisdictions whose contact window is open at ``now``."""
+    result = []
+    for country, region, zone in jurisdictions_in_use(db):
+        rules = effective_rules(country, region)
+        decision = contact_window_decision(
+            now,
+            zone,
+            rules.window,
+            weekend_days=rules.weekend_days,
+            holidays=rules.holidays,
+            day_windows=rules.day_windows,
+        )
+        if decision.allowed:
+            result.append((country, region, zone))
+    return result
