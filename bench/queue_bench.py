@@ -34,6 +34,8 @@ def _interpreter_start_seconds() -> float:
 
 
 async def _probe(url: str, agent_name: str) -> dict[str, float]:
+    from textual import events
+
     from collect_tui.app import CollectApp
     from collect_tui.screens.queue import QueueScreen
     from collect_tui.services.agents import get_agent
@@ -44,33 +46,81 @@ async def _probe(url: str, agent_name: str) -> dict[str, float]:
     db = open_database(url)
     agent = get_agent(db, agent_name)
     app = CollectApp(db, agent)
+    painted: list[float] = []
+    display = app._display
+
+    def record_paint(screen: object, renderable: object) -> None:
+        display(screen, renderable)  # type: ignore[arg-type]
+        painted.append(time.perf_counter())
+
+    app._display = record_paint  # type: ignore[method-assign]
     figures: dict[str, float] = {}
+
+    async def until(done: object, started: float) -> float:
+        """Seconds from ``started`` until ``done()`` holds and the screen was painted after."""
+        while not done():  # type: ignore[operator]
+            if time.perf_counter() - started > 30:
+                raise TimeoutError("the screen never showed the result")
+            await asyncio.sleep(0.0005)
+        seen = time.perf_counter()
+        while not painted or painted[-1] < seen:
+            if time.perf_counter() - started > 30:
+                raise TimeoutError("the screen was never painted")
+            await asyncio.sleep(0.0005)
+        return painted[-1] - started
+
+    def key(name: str) -> float:
+        started = time.perf_counter()
+        event = events.Key(name, None)
+        event.set_sender(app)
+        app._driver.send_message(event)  # type: ignore[union-attr]
+        return started
+
     async with app.run_test(size=(80, 24)) as pilot:
         while not (isinstance(app.screen, QueueScreen) and app.screen.rows):
             await asyncio.sleep(0.002)
-        await pilot.pause()
-        figures["first_paint_s"] = time.perf_counter() - STARTED
+        seen = time.perf_counter()
+        while not painted or painted[-1] < seen:
+            await asyncio.sleep(0.0005)
+        figures["first_paint_s"] = painted[-1] - STARTED
         screen = app.screen
+        assert isinstance(screen, QueueScreen)
         table = screen.query_one(QueueTable)
-
-        async def settle() -> None:
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+        await pilot.pause()
 
         moves = []
-        for _ in range(30):
-            started = time.perf_counter()
-            await pilot.press("down")
-            await pilot.pause()
-            moves.append(time.perf_counter() - started)
+        steps = min(20, table.row_count - 1)
+        for direction, delta in (("down", 1), ("up", -1)):
+            for _ in range(steps):
+                target = table.cursor_row + delta
+                moves.append(await until(lambda t=target: table.cursor_row == t, key(direction)))
         figures["cursor_move_ms"] = statistics.median(moves) * 1000
         nexts = []
         for _ in range(10):
-            started = time.perf_counter()
-            await pilot.press("n")
-            await settle()
-            nexts.append(time.perf_counter() - started)
+            await pilot.press("home")
+            await pilot.pause()
+            chosen: list[int] = []
+            original = screen._go_to_next
+
+            def spy(row: object, original: object = original, chosen: list[int] = chosen) -> None:
+                chosen.append(1)
+                original(row)  # type: ignore[operator]
+
+            screen._go_to_next = spy  # type: ignore[method-assign]
+            nexts.append(await until(lambda c=chosen: bool(c), key("n")))
+            screen._go_to_next = original  # type: ignore[method-assign]
+            await app.workers.wait_for_complete()
+            while not isinstance(app.screen, QueueScreen):
+                app.screen.dismiss()
+                await pilot.pause()
         figures["next_ms"] = statistics.median(nexts) * 1000
+
+        async def change(queue_filter: QueueFilter) -> float:
+            started = time.perf_counter()
+            screen.apply_filter(queue_filter)
+            generation = screen._generation
+            return await until(lambda: screen.shown_generation == generation, started)
+
         filters = []
         for queue_filter in (
             QueueFilter(contactable_now=True),
@@ -78,15 +128,9 @@ async def _probe(url: str, agent_name: str) -> dict[str, float]:
             QueueFilter(promise_due=True),
             QueueFilter(),
         ):
-            started = time.perf_counter()
-            screen.apply_filter(queue_filter)
-            await settle()
-            filters.append(time.perf_counter() - started)
+            filters.append(await change(queue_filter))
         figures["filter_ms"] = statistics.median(filters) * 1000
-        started = time.perf_counter()
-        screen.apply_filter(QueueFilter(search="smith"))
-        await settle()
-        figures["search_ms"] = (time.perf_counter() - started) * 1000
+        figures["search_ms"] = await change(QueueFilter(search="smith")) * 1000
         figures["rows_shown"] = float(table.row_count)
         await pilot.press("q")
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, date, datetime
+from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from collect_tui.domain.priority import DEFAULT_WEIGHTS, PriorityWeights
 from collect_tui.services.database import Database
 from collect_tui.storage.models import Setting
-from collect_tui.storage.scoring import rescore
+from collect_tui.storage.scoring import rescore, store_weights, stored_weights
+
+
+class WeightsFileError(ValueError):
+    """A priority weights file that cannot be used, with the file and key in the message."""
+
 
 LAST_RESCORE_DAY = "last_rescore_day"
 
@@ -20,6 +29,48 @@ def rescore_portfolio(db: Database, *, now: datetime | None = None) -> int:
     today = now.astimezone(UTC).date()
     with db.session() as session:
         count = rescore(session.connection(), today=today, now=now)
+        _remember_day(session, today)
+    return count
+
+
+def current_weights(db: Database) -> PriorityWeights:
+    """The priority weights every rescore of this database uses."""
+    with db.session() as session:
+        return stored_weights(session.connection())
+
+
+def read_weights_file(path: Path) -> PriorityWeights:
+    """Weights from a TOML file: the ``[priority]`` table, or top-level keys.
+
+    Keys not given keep their defaults; an unknown key or a bad value is an error naming
+    the file and the key.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise WeightsFileError(f"{path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise WeightsFileError(f"{path}: {exc}") from exc
+    table = dict(data.get("priority", data))
+    rates = table.get("fx_to_base")
+    if isinstance(rates, dict):  # currencies not named keep their default rates
+        table["fx_to_base"] = {**DEFAULT_WEIGHTS.fx_to_base, **rates}
+    try:
+        return PriorityWeights.model_validate(table)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        key = ".".join(str(part) for part in problem["loc"]) or "priority"
+        raise WeightsFileError(f"{path}: [priority] {key}: {problem['msg']}") from exc
+
+
+def set_weights(db: Database, weights: PriorityWeights, *, now: datetime | None = None) -> int:
+    """Store new weights and rescore the whole portfolio with them, in one transaction."""
+    now = now or datetime.now(UTC)
+    today = now.astimezone(UTC).date()
+    with db.session() as session:
+        conn = session.connection()
+        store_weights(conn, weights)
+        count = rescore(conn, today=today, now=now, weights=weights)
         _remember_day(session, today)
     return count
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -60,13 +61,27 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from collect_tui.domain.aging import BUCKETS, bucket_due_date_floors
 from collect_tui.domain.priority import DEFAULT_WEIGHTS, EXCLUDED_SCORE, PriorityWeights
-from collect_tui.storage.models import MONEY, Contact, Debtor, Invoice, Promise, Task, UTCDateTime
+from collect_tui.storage.models import (
+    MONEY,
+    Contact,
+    Debtor,
+    Invoice,
+    Promise,
+    Setting,
+    Task,
+    UTCDateTime,
+)
 
 debtors = Debtor.__table__
 invoices = Invoice.__table__
 contacts = Contact.__table__
 promises = Promise.__table__
 tasks = Task.__table__
+settings = Setting.__table__
+
+# The weights in use are stored in the database, so that every agent's app, the CLI and
+# the incremental rescores all score with the same ones.
+WEIGHTS_SETTING = "priority_weights"
 
 # The page cache of a daily pass on SQLite, in KiB (the previous size is restored after).
 SQLITE_CACHE_KIB = 64 * 1024
@@ -700,6 +715,23 @@ def refresh_facts(
     )
 
 
+@lru_cache(maxsize=8)
+def _parse_weights(text: str) -> PriorityWeights:
+    return PriorityWeights.model_validate_json(text)
+
+
+def stored_weights(conn: Connection) -> PriorityWeights:
+    """The weights saved in the database (the defaults until someone sets them)."""
+    text = conn.execute(select(settings.c.value).where(settings.c.key == WEIGHTS_SETTING)).scalar()
+    return DEFAULT_WEIGHTS if text is None else _parse_weights(text)
+
+
+def store_weights(conn: Connection, weights: PriorityWeights) -> None:
+    """Save ``weights`` as the ones every rescore uses (run a full rescore after)."""
+    conn.execute(settings.delete().where(settings.c.key == WEIGHTS_SETTING))
+    conn.execute(settings.insert().values(key=WEIGHTS_SETTING, value=weights.model_dump_json()))
+
+
 def rescore(
     conn: Connection,
     *,
@@ -718,6 +750,6 @@ def rescore(
         today=today,
         now=now,
         debtor_ids=debtor_ids,
-        weights=weights or DEFAULT_WEIGHTS,
+        weights=weights or stored_weights(conn),
         score=True,
     )
