@@ -6,14 +6,20 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from textual.widgets import Static
 
 from collect_tui import clock
 from collect_tui.app import CollectApp
+from collect_tui.screens.help import HelpScreen
+from collect_tui.screens.queue import QueueScreen
+from collect_tui.screens.queue_filters import QueueFilterScreen
 from collect_tui.services.agents import get_agent
 from collect_tui.services.database import Database, open_database
-from collect_tui.services.queue import due_callbacks, queue_page
+from collect_tui.services.queue import QueueFilter, due_callbacks, queue_page
 from collect_tui.services.scoring import mark_rescored
 from collect_tui.services.seed import seed_portfolio
+from collect_tui.storage.models import Debtor, Invoice
 from collect_tui.widgets.queue_table import QueueTable
 
 AS_OF = date(2026, 11, 2)
@@ -45,7 +51,7 @@ async def test_queue_shows_the_agents_accounts_in_priority_order(seeded: Databas
         await pilot.pause()
         table = app.screen.query_one(QueueTable)
         assert table.row_count >= 100
-        names = [str(table.get_row_at(i)[0]).removeprefix("> ") for i in range(5)]
+        names = [str(table.get_row_at(i)[0])[1:] for i in range(5)]
         assert names == expected[:5]
         summary = str(app.screen.query_one("#queue-summary").render())
         assert "accounts" in summary
@@ -92,3 +98,108 @@ def test_queue_screen_snapshot(seeded: Database, snap_compare) -> None:
         await pilot.pause()
 
     assert snap_compare(CollectApp(seeded, agent), terminal_size=(80, 24), run_before=settle)
+
+
+async def _settle(app: CollectApp, pilot: object) -> None:
+    for _ in range(3):
+        await app.workers.wait_for_complete()
+        await pilot.pause()  # type: ignore[attr-defined]
+
+
+def _shown_names(table: QueueTable) -> list[str]:
+    return [str(table.get_row_at(i)[0])[1:] for i in range(table.row_count)]
+
+
+async def test_filter_dialog_narrows_the_queue_and_escape_clears_it(seeded: Database) -> None:
+    agent = get_agent(seeded, "alice")
+    app = CollectApp(seeded, agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+        await pilot.press("f")
+        await pilot.pause()
+        assert isinstance(app.screen, QueueFilterScreen)
+        await pilot.press("tab", "space")  # tick "Promise due or broken"
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        assert app.screen is screen
+        assert screen.queue_filter == QueueFilter(promise_due=True)
+        expected = queue_page(
+            seeded, agent, queue_filter=QueueFilter(promise_due=True), limit=500, now=FIXED_NOW
+        )
+        assert _shown_names(screen.query_one(QueueTable)) == [row.name for row in expected]
+        assert "promise due" in str(screen.query_one("#queue-filters", Static).render())
+        await pilot.press("escape")
+        await _settle(app, pilot)
+        assert screen.queue_filter == QueueFilter()
+        assert screen.query_one(QueueTable).row_count >= 100
+
+
+async def test_search_finds_an_account_by_invoice_number(seeded: Database) -> None:
+    agent = get_agent(seeded, "alice")
+    target = queue_page(seeded, agent, limit=40, now=FIXED_NOW)[-1]
+    with seeded.session() as session:
+        number = session.scalar(select(Invoice.number).where(Invoice.debtor_id == target.debtor_id))
+    assert number
+    app = CollectApp(seeded, agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("slash")
+        await pilot.press(*number)
+        await pilot.pause(0.3)  # the search waits for a pause in typing
+        await _settle(app, pilot)
+        table = app.screen.query_one(QueueTable)
+        assert _shown_names(table) == [target.name]
+        await pilot.press("enter")  # leaves the search box for the table
+        assert app.focused is table
+
+
+async def test_help_and_command_palette_list_the_queue_commands(seeded: Database) -> None:
+    app = CollectApp(seeded, get_agent(seeded, "alice"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, QueueScreen)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"contactable")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+        assert screen.queue_filter.contactable_now
+
+
+async def test_queue_refreshes_when_another_agent_changes_the_data(seeded: Database) -> None:
+    agent = get_agent(seeded, "alice")
+    app = CollectApp(seeded, agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+        for _ in range(4):
+            await pilot.press("down")
+        table = screen.query_one(QueueTable)
+        kept = screen.rows[table.cursor_row].debtor_id
+        top = next(row for row in screen.rows if not row.pinned and row.debtor_id != kept)
+        with seeded.session() as session:  # someone else moves the top account away
+            debtor = session.get(Debtor, top.debtor_id)
+            assert debtor is not None
+            previous_agent = debtor.assigned_agent_id
+            debtor.assigned_agent_id = None
+        try:
+            screen._poll_changes()
+            await _settle(app, pilot)
+            assert top.debtor_id not in {row.debtor_id for row in screen.rows}
+            assert screen.rows[table.cursor_row].debtor_id == kept
+        finally:
+            with seeded.session() as session:
+                debtor = session.get(Debtor, top.debtor_id)
+                assert debtor is not None
+                debtor.assigned_agent_id = previous_agent

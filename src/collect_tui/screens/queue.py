@@ -16,6 +16,7 @@ from textual.widgets import Footer, Input, Static
 from collect_tui import clock
 from collect_tui.domain.aging import BUCKETS
 from collect_tui.domain.money import format_money
+from collect_tui.screens.account import AccountScreen
 from collect_tui.screens.help import HelpScreen
 from collect_tui.screens.queue_filters import QueueFilterScreen
 from collect_tui.services.agents import AgentInfo
@@ -112,6 +113,7 @@ class QueueScreen(Screen[None]):
         self._exhausted = False
         self._loading = False
         self._generation = 0  # bumps on every reload; stale pages are dropped
+        self.shown_generation = 0  # the reload whose rows are on screen
         self._marker: tuple[object, ...] | None = None
         self._search_timer: Timer | None = None
 
@@ -133,22 +135,33 @@ class QueueScreen(Screen[None]):
 
     # Loading -------------------------------------------------------------------------
 
-    def reload(self, *, keep_debtor: int | None = None, minimum: int = PAGE_SIZE) -> None:
-        """Reload the queue from the top, keeping the cursor on ``keep_debtor`` if given."""
+    def reload(
+        self, *, keep_debtor: int | None = None, minimum: int = PAGE_SIZE, counts: bool = True
+    ) -> None:
+        """Reload the queue from the top, keeping the cursor on ``keep_debtor`` if given.
+
+        ``counts=False`` (a filter change) keeps the summary line: it does not depend on
+        the filter, and skipping its aggregates keeps filtering fast.
+        """
         self._generation += 1
-        self._load_window(self._generation, self.queue_filter, keep_debtor, minimum)
+        self._load_window(self._generation, self.queue_filter, keep_debtor, minimum, counts)
 
     @work(thread=True, exclusive=True, group="queue-window")
     def _load_window(
-        self, generation: int, queue_filter: QueueFilter, keep_debtor: int | None, minimum: int
+        self,
+        generation: int,
+        queue_filter: QueueFilter,
+        keep_debtor: int | None,
+        minimum: int,
+        counts: bool,
     ) -> None:
         now = clock.now()
         try:
             pinned = [] if queue_filter.active else due_callbacks(self.db, self.agent, now=now)
             limit = max(PAGE_SIZE, minimum)
             rows = queue_page(self.db, self.agent, queue_filter=queue_filter, limit=limit, now=now)
-            summary = queue_summary(self.db, self.agent, now=now)
-            marker = queue_marker(self.db, self.agent)
+            summary = queue_summary(self.db, self.agent, now=now) if counts else None
+            marker = queue_marker(self.db, self.agent) if counts else self._marker
         except Exception as exc:  # shown on screen, never a crash
             self.app.call_from_thread(self._show_error, str(exc))
             return
@@ -168,8 +181,8 @@ class QueueScreen(Screen[None]):
         generation: int,
         rows: list[QueueRow],
         more: bool,
-        summary: QueueSummary,
-        marker: tuple[object, ...],
+        summary: QueueSummary | None,
+        marker: tuple[object, ...] | None,
         keep_debtor: int | None,
     ) -> None:
         if generation != self._generation:
@@ -182,8 +195,10 @@ class QueueScreen(Screen[None]):
         self._exhausted = not more
         self._loading = False
         self._marker = marker
-        self._show_summary(summary)
+        if summary is not None:
+            self._show_summary(summary)
         self._show_filters()
+        self.shown_generation = generation
         if keep_debtor is not None:
             index = next((i for i, r in enumerate(rows) if r.debtor_id == keep_debtor), None)
             target = index if index is not None else min(old_row, max(0, len(rows) - 1))
@@ -266,7 +281,7 @@ class QueueScreen(Screen[None]):
     def apply_filter(self, queue_filter: QueueFilter) -> None:
         """Show the queue narrowed to ``queue_filter``."""
         self.queue_filter = queue_filter
-        self.reload()
+        self.reload(counts=False)
 
     def action_clear_filters(self) -> None:
         self.apply_filter(QueueFilter())
@@ -362,6 +377,13 @@ class QueueScreen(Screen[None]):
         def __init__(self, debtor_id: int) -> None:
             super().__init__()
             self.debtor_id = debtor_id
+
+    def on_queue_screen_account_chosen(self, event: QueueScreen.AccountChosen) -> None:
+        """Open the chosen account; back on the queue, refresh it keeping the cursor."""
+        self.app.push_screen(
+            AccountScreen(self.db, self.agent, event.debtor_id),
+            lambda _result: self.action_refresh_queue(),
+        )
 
     def on_data_table_row_highlighted(self, event: QueueTable.RowHighlighted) -> None:
         table = self.query_one(QueueTable)

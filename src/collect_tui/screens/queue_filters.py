@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -54,7 +55,7 @@ class QueueFilterScreen(ModalScreen[QueueFilter | None]):
     def action_apply(self) -> None:
         select = self.query_one("#filter-bucket", Select)
         if select.expanded:  # enter picks an option in the open list first
-            return
+            raise SkipAction()
         self.dismiss(self._chosen())
 
     def action_clear(self) -> None:

@@ -12,14 +12,16 @@ from collect_tui.domain.aging import bucket_of_due_date, days_past_due
 from collect_tui.domain.money import format_money
 from collect_tui.services.queue import QueueRow, local_time
 
+# Widths fit 80 columns with the scrollbar; cells carry their own one-space gaps (the
+# table's cell padding is 0) so that the reason column gets the room that padding would take.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("name", "Debtor", 18),
-    ("local", "Local", 5),
-    ("balance", "Balance", 13),
-    ("dpd", "DPD", 4),
-    ("bucket", "Bucket", 6),
-    ("last", "Last", 5),
-    ("why", "Why / next", 13),
+    ("name", " Debtor", 19),
+    ("local", " Local", 6),
+    ("balance", "Balance", 14),
+    ("dpd", "  DPD", 5),
+    ("bucket", " Age", 5),
+    ("last", " Last", 6),
+    ("why", " Why / next", 23),
 )
 
 
@@ -45,13 +47,13 @@ def format_row(row: QueueRow, now: datetime) -> tuple[str, ...]:
         dpd, bucket = "-", "-"
     amount = format_money(row.balance)
     return (
-        ("> " if row.pinned else "") + row.name,
-        local_now.strftime("%H:%M"),
+        (">" if row.pinned else " ") + row.name,
+        " " + local_now.strftime("%H:%M"),
         f"{row.currency} {amount}" if len(amount) <= 9 else f"{row.currency}{amount}",
-        dpd,
-        bucket,
-        _ago(row.last_contact_at, now),
-        row.top_reason,
+        f"{dpd:>5}",
+        " " + bucket,
+        " " + _ago(row.last_contact_at, now),
+        " " + row.top_reason,
     )
 
 
@@ -61,8 +63,10 @@ class QueueTable(DataTable[Text]):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
+        self.cell_padding = 0
         for key, label, width in COLUMNS:
-            self.add_column(label, width=width, key=key)
+            header = Text(label, justify="right" if key == "balance" else "left")
+            self.add_column(header, width=width, key=key)
 
     def append_rows(self, rows: list[QueueRow], now: datetime | None = None) -> None:
         """Add rows below those already shown."""

@@ -1,0 +1,475 @@
+"""The account screen (debtor workspace): who, what is owed, what happened, and the forms.
+
+Everything is read through :mod:`collect_tui.services.workspace` in thread workers; the
+forms (``c`` ``p`` ``l`` ``s`` ``d`` ``b``) save through the same service and the screen
+reloads the account after each save.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from collect_tui import clock
+from collect_tui.domain.aging import BUCKETS
+from collect_tui.domain.money import format_money
+from collect_tui.screens.account_forms import (
+    AccountForm,
+    CallbackForm,
+    ContactForm,
+    DisputeForm,
+    PlanForm,
+    PromiseForm,
+    SaveOutcome,
+    SettlementForm,
+)
+from collect_tui.screens.help import HelpScreen
+from collect_tui.services.agents import AgentInfo
+from collect_tui.services.database import Database
+from collect_tui.services.workspace import (
+    AccessDenied,
+    AccountNotFound,
+    AccountView,
+    TimelineEntry,
+    load_account,
+    load_timeline,
+)
+from collect_tui.widgets.account_fields import freshness_text
+from collect_tui.widgets.account_header import FLAG_LABELS, AccountHeader
+from collect_tui.widgets.timeline import PAGE_SIZE, Timeline
+
+TABS = ("timeline", "owed", "payments", "deals", "details")
+
+
+def _money(amount: object, currency: str) -> str:
+    return format_money(amount, currency)  # type: ignore[arg-type]
+
+
+def owed_totals(account: AccountView) -> Text:
+    """The balance split by aging bucket: a row of bucket names over a row of amounts."""
+    currency = account.debtor.currency
+    text = Text()
+    text.append(f"{'Aging':<8}", style="bold")
+    for bucket in BUCKETS:
+        text.append(f"{bucket:>11}", style="bold")
+    text.append(f"\n{currency:<8}")
+    for bucket in BUCKETS:
+        amount = account.totals_by_bucket.get(bucket) or 0
+        style = "dim" if not amount else ("bold red" if bucket in ("91-120", "120+") else "")
+        text.append(f"{amount:>11,.2f}", style=style)
+    return text
+
+
+def deals_text(account: AccountView) -> Text:
+    """Pending promises, the active plan, live settlements, open disputes and callbacks."""
+    currency = account.debtor.currency
+    text = Text()
+
+    def head(title: str) -> None:
+        if text:
+            text.append("\n")
+        text.append(title + "\n", style="bold underline")
+
+    standalone = [p for p in account.promises if p.plan_id is None]
+    head("Promises to pay")
+    if not standalone:
+        text.append("  none pending\n", style="dim")
+    for p in standalone:
+        text.append(f"  {_money(p.amount, currency)} by {p.due_date}  {p.status}")
+        text.append(f"  paid {_money(p.amount_paid, currency)}\n", style="dim")
+    head("Payment plan")
+    if account.plan is None:
+        text.append("  no active plan\n", style="dim")
+    else:
+        plan = account.plan
+        text.append(
+            f"  {_money(plan.total, currency)} {plan.frequency} from {plan.first_date}, "
+            f"{len(plan.installments)} installments ({plan.status})\n"
+        )
+        for item in plan.installments:
+            text.append(
+                f"  {item.installment_no or 0:>3}  {item.due_date}  {_money(item.amount, currency)}"
+                f"  {item.status.replace('_', ' ')}\n",
+                style="" if item.status == "pending" else "dim",
+            )
+    head("Settlements")
+    if not account.settlements:
+        text.append("  none\n", style="dim")
+    for s in account.settlements:
+        style = "bold yellow" if s.status == "awaiting_approval" else ""
+        text.append(
+            f"  {_money(s.amount, currency)} by {s.due_date} (balance then "
+            f"{_money(s.balance_at_offer, currency)}): {s.status.replace('_', ' ').upper()}\n",
+            style=style,
+        )
+    head("Disputes")
+    if not account.disputes:
+        text.append("  none open\n", style="dim")
+    for d in account.disputes:
+        text.append(
+            f"  {d.invoice_number or 'account'} since {d.received_on}: {d.reason} ({d.status})\n"
+        )
+    head("Callbacks")
+    if not account.callbacks:
+        text.append("  none scheduled\n", style="dim")
+    for c in account.callbacks:
+        text.append(f"  {c.local_due_at:%a %Y-%m-%d %H:%M} {account.debtor.time_zone}")
+        text.append(f"  {c.note or ''}\n", style="dim")
+    return text
+
+
+def details_text(account: AccountView) -> Text:
+    """Everything about how to reach the debtor and who works the account."""
+    debtor = account.debtor
+    text = Text()
+    text.append("Phones\n", style="bold underline")
+    if not debtor.phones:
+        text.append("  none on file\n", style="dim")
+    for phone in debtor.phones:
+        marks = []
+        if phone.do_not_call:
+            marks.append("DO NOT CALL")
+        marks.append("SMS ok" if phone.sms_consent else "no SMS consent")
+        text.append(f"  {phone.number:<18} {phone.kind:<7} ")
+        text.append(", ".join(marks) + "\n", style="bold red" if phone.do_not_call else "dim")
+    text.append("Emails\n", style="bold underline")
+    if not debtor.emails:
+        text.append("  none on file\n", style="dim")
+    for email in debtor.emails:
+        text.append(f"  {email.address}")
+        text.append("  DO NOT EMAIL\n" if email.do_not_email else "\n", style="bold red")
+    text.append("Account\n", style="bold underline")
+    rows = [
+        ("Address", debtor.address or "-"),
+        ("Country", f"{debtor.country}{' / ' + debtor.region if debtor.region else ''}"),
+        ("Language", debtor.language),
+        ("Preferred", debtor.preferred_channel),
+        ("Segment", debtor.segment),
+        ("Currency", debtor.currency),
+        ("Agent", debtor.assigned_agent or "unassigned"),
+        ("External id", debtor.external_id or "-"),
+        ("Priority", f"{debtor.priority_score:.1f}  {debtor.priority_reason or ''}".rstrip()),
+    ]
+    if debtor.next_action:
+        when = (
+            f" at {debtor.next_action_at.astimezone(debtor.local_time.tzinfo):%Y-%m-%d %H:%M}"
+            if debtor.next_action_at
+            else ""
+        )
+        rows.append(("Next action", f"{debtor.next_action}{when}"))
+    flags = ", ".join(FLAG_LABELS.get(f, f) for f in debtor.flags) or "none"
+    rows.append(("Flags", flags))
+    for label, value in rows:
+        text.append(f"  {label:<12}", style="dim")
+        text.append(f"{value}\n")
+    return text
+
+
+class AccountScreen(Screen[None]):
+    """One debtor's workspace; escape returns to the queue."""
+
+    DEFAULT_CSS = """
+    AccountScreen TabbedContent {
+        height: 1fr;
+    }
+    AccountScreen TabPane {
+        padding: 0;
+    }
+    AccountScreen #timeline-filter {
+        height: 1;
+        padding: 0 1;
+        color: $text-muted;
+    }
+    AccountScreen #owed-totals, AccountScreen #payments-info {
+        height: auto;
+        padding: 0 1;
+    }
+    AccountScreen DataTable {
+        height: 1fr;
+    }
+    AccountScreen .pane-scroll {
+        height: 1fr;
+        padding: 0 1;
+    }
+    AccountScreen #account-message {
+        padding: 1 2;
+        color: $error;
+        text-style: bold;
+    }
+    """
+
+    BINDINGS = [
+        Binding("c", "contact", "Contact", id="account.contact"),
+        Binding("p", "promise", "PTP", id="account.promise"),
+        Binding("l", "plan", "Plan", id="account.plan"),
+        Binding("s", "settlement", "Settle", id="account.settlement"),
+        Binding("d", "dispute", "Dispute", id="account.dispute"),
+        Binding("b", "callback", "Callback", id="account.callback"),
+        Binding("f", "filter", "Filter", id="account.filter"),
+        Binding("question_mark", "help", "Help", key_display="?", id="account.help"),
+        Binding("escape", "back", "Back", key_display="esc", id="account.back"),
+        Binding("r", "reload", "Reload", show=False, id="account.reload"),
+        Binding("shift+f", "filter_back", "Filter back", show=False, id="account.filter_back"),
+        Binding("1", "tab('timeline')", "Timeline", show=False, id="account.tab1"),
+        Binding("2", "tab('owed')", "Owed", show=False, id="account.tab2"),
+        Binding("3", "tab('payments')", "Payments", show=False, id="account.tab3"),
+        Binding("4", "tab('deals')", "Promises", show=False, id="account.tab4"),
+        Binding("5", "tab('details')", "Details", show=False, id="account.tab5"),
+    ]
+
+    def __init__(self, db: Database, agent: AgentInfo, debtor_id: int) -> None:
+        super().__init__()
+        self.db = db
+        self.agent = agent
+        self.debtor_id = debtor_id
+        self.account: AccountView | None = None
+        self.load_error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield AccountHeader("Loading account...", id="account-header")
+        with TabbedContent(id="account-tabs", initial="timeline"):
+            with TabPane("1 Timeline", id="timeline"):
+                yield Static("", id="timeline-filter")
+                yield Timeline(id="account-timeline")
+            with TabPane("2 Owed", id="owed"):
+                yield Static("", id="owed-totals")
+                yield DataTable(id="invoices", cursor_type="row", zebra_stripes=True)
+            with TabPane("3 Payments", id="payments"):
+                yield Static("", id="payments-info")
+                yield DataTable(id="payments-table", cursor_type="row", zebra_stripes=True)
+            with (
+                TabPane("4 Promises & plans", id="deals"),
+                VerticalScroll(classes="pane-scroll", id="deals-scroll"),
+            ):
+                yield Static("", id="deals-text")
+            with (
+                TabPane("5 Details", id="details"),
+                VerticalScroll(classes="pane-scroll", id="details-scroll"),
+            ):
+                yield Static("", id="details-text")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        invoices = self.query_one("#invoices", DataTable)
+        for label, width in (("Invoice", 12), ("Due", 10), ("DPD", 4), ("Bucket", 6),
+                             ("Amount due", 12), ("Cur", 3), ("Note", 14)):  # fmt: skip
+            invoices.add_column(label, width=width)
+        payments = self.query_one("#payments-table", DataTable)
+        for label, width in (("Paid on", 10), ("Amount", 12), ("Cur", 3), ("Invoice", 12),
+                             ("Applied", 7), ("Received", 16)):  # fmt: skip
+            payments.add_column(label, width=width)
+        timeline = self.query_one(Timeline)
+        timeline.loader = self._timeline_page
+        self._show_filter()
+        timeline.focus()
+        self.reload()
+
+    # Loading -------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Read the account again (in a thread worker)."""
+        self._load()
+
+    @work(thread=True, exclusive=True, group="account-load")
+    def _load(self) -> None:
+        try:
+            account = load_account(self.db, self.agent, self.debtor_id, now=clock.now())
+        except (AccessDenied, AccountNotFound) as exc:
+            self.app.call_from_thread(self._refused, str(exc))
+            return
+        except Exception as exc:  # shown, never a crash
+            self.app.call_from_thread(self._refused, f"Could not load the account: {exc}")
+            return
+        self.app.call_from_thread(self._show, account)
+
+    def _timeline_page(
+        self, kinds: frozenset[str] | None, before: datetime | None, limit: int
+    ) -> list[TimelineEntry]:
+        return load_timeline(
+            self.db,
+            self.agent,
+            self.debtor_id,
+            kinds=set(kinds) if kinds is not None else None,
+            before=before,
+            limit=limit,
+        )
+
+    def _refused(self, message: str) -> None:
+        self.load_error = message
+        self.account = None
+        self.query_one(AccountHeader).update(Text(message, style="bold red"))
+        self.notify(message, title="Account", severity="error", timeout=8)
+
+    def _show(self, account: AccountView) -> None:
+        self.account = account
+        self.load_error = None
+        now = clock.now()
+        self.query_one(AccountHeader).show_account(account, now)
+        timeline = self.query_one(Timeline)
+        timeline.zone = account.debtor.local_time.tzinfo  # type: ignore[assignment]
+        if timeline.kinds is None:
+            timeline.show(account.timeline, more=len(account.timeline) >= PAGE_SIZE)
+        else:
+            timeline.reload()
+        self._show_filter()
+        self._show_owed(account)
+        self._show_payments(account, now)
+        self.query_one("#deals-text", Static).update(deals_text(account))
+        self.query_one("#details-text", Static).update(details_text(account))
+
+    def _show_owed(self, account: AccountView) -> None:
+        self.query_one("#owed-totals", Static).update(owed_totals(account))
+        table = self.query_one("#invoices", DataTable)
+        table.clear()
+        for inv in account.invoices:
+            note = "DISPUTED" if inv.disputed else ""
+            if not note and inv.expected_payment_date:
+                note = f"exp {inv.expected_payment_date:%m-%d}"
+            style = "red" if inv.disputed else ""
+            table.add_row(
+                Text(inv.number, style=style),
+                str(inv.due_date),
+                Text(str(inv.days_past_due), justify="right"),
+                inv.bucket,
+                Text(f"{inv.amount_due:,.2f}", justify="right"),
+                inv.currency,
+                Text(note, style=style),
+                key=str(inv.id),
+            )
+
+    def _show_payments(self, account: AccountView, now: datetime) -> None:
+        words, wary = freshness_text(account, now)
+        self.query_one("#payments-info", Static).update(
+            Text(words, style="bold yellow" if wary else "dim")
+        )
+        table = self.query_one("#payments-table", DataTable)
+        table.clear()
+        zone = account.debtor.local_time.tzinfo
+        for p in account.payments:
+            table.add_row(
+                str(p.paid_on),
+                Text(f"{p.amount:,.2f}", justify="right"),
+                p.currency,
+                p.invoice_number or "-",
+                "yes" if p.applied else Text("NO", style="bold yellow"),
+                f"{p.received_at.astimezone(zone):%Y-%m-%d %H:%M}",
+                key=str(p.id),
+            )
+
+    def _show_filter(self) -> None:
+        timeline = self.query_one(Timeline)
+        self.query_one("#timeline-filter", Static).update(
+            f"Showing {timeline.filter_label}, newest first  (f/F change kind)"
+        )
+
+    @on(Timeline.Failed)
+    def _timeline_failed(self, event: Timeline.Failed) -> None:
+        self.notify(event.error, title="Timeline", severity="error")
+
+    # Actions -------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        """Back to the queue."""
+        self.dismiss(None)
+
+    def action_reload(self) -> None:
+        """Read the account again."""
+        self.reload()
+
+    def action_tab(self, pane: str) -> None:
+        """Show the tab ``pane`` and focus what it holds."""
+        self.query_one(TabbedContent).active = pane
+        focus = {
+            "timeline": "#account-timeline",
+            "owed": "#invoices",
+            "payments": "#payments-table",
+            "deals": "#deals-scroll",
+            "details": "#details-scroll",
+        }[pane]
+        self.query_one(focus).focus()
+
+    def action_filter(self) -> None:
+        """Show the next kind of timeline entries."""
+        self._cycle(1)
+
+    def action_filter_back(self) -> None:
+        """Show the previous kind of timeline entries."""
+        self._cycle(-1)
+
+    def _cycle(self, step: int) -> None:
+        self.action_tab("timeline")
+        self.query_one(Timeline).cycle_filter(step)
+        self._show_filter()
+
+    def _open(self, form: type[AccountForm]) -> None:
+        if self.account is None:
+            message = self.load_error or "The account is still loading."
+            self.notify(message, title="Account", severity="warning")
+            return
+        self.app.push_screen(form(self.db, self.agent, self.account), self._form_closed)
+
+    def _form_closed(self, outcome: SaveOutcome | None) -> None:
+        if outcome is None:
+            return
+        if outcome.status == "saved":
+            self.notify(outcome.message, title="Saved", timeout=6)
+        elif outcome.status == "stale":
+            self.notify(outcome.message, title="Not saved", severity="warning", timeout=10)
+        else:
+            self.notify(outcome.message, title="Not allowed", severity="error", timeout=10)
+        self.reload()
+
+    def action_contact(self) -> None:
+        """Log a contact."""
+        self._open(ContactForm)
+
+    def action_promise(self) -> None:
+        """Record a promise to pay."""
+        self._open(PromiseForm)
+
+    def action_plan(self) -> None:
+        """Set up a payment plan."""
+        self._open(PlanForm)
+
+    def action_settlement(self) -> None:
+        """Offer a settlement."""
+        self._open(SettlementForm)
+
+    def action_dispute(self) -> None:
+        """Open a dispute on invoices."""
+        self._open(DisputeForm)
+
+    def action_callback(self) -> None:
+        """Schedule a callback."""
+        self._open(CallbackForm)
+
+    def action_help(self) -> None:
+        """List every key of this screen."""
+        keys = [
+            ("c", "log a contact (then the outcome's key: p promise, n no answer, ...)"),
+            ("p", "promise to pay: amount and date"),
+            ("l", "payment plan with a preview of the installments"),
+            ("s", "settlement offer (above your authority it awaits a supervisor)"),
+            ("d", "dispute invoices (pauses collection on them)"),
+            ("b", "schedule a callback on the debtor's clock"),
+            ("f / F", "timeline: next / previous kind (contacts, promises, ...)"),
+            ("1 .. 5", "tabs: timeline, owed, payments, promises & plans, details"),
+            ("left/right", "previous / next tab when the tab bar has focus"),
+            ("up/down pgup/pgdn", "scroll; older history loads as you scroll"),
+            ("r", "reload the account"),
+            ("esc", "back to the queue"),
+            ("In a form", "tab next field, enter or ctrl+s saves, esc cancels"),
+        ]
+        notes = (
+            "Red marks: flags (cease, dispute, bankruptcy, deceased) and do-not-contact "
+            "numbers ([DNC]) or addresses ([DNE]). Check the balance freshness line before "
+            "asking for money."
+        )
+        self.app.push_screen(HelpScreen("Account", keys, notes))
