@@ -1076,6 +1076,19 @@ def kpis(
     * today in ``zone``: contacts by hour, and per agent contacts per active hour.
     """
     _require_supervisor(caller, "see the KPIs")
+    return kpi_report(db, today=today, months=months, zone=zone, rates=rates)
+
+
+def kpi_report(
+    db: Database,
+    *,
+    today: date,
+    months: int = 6,
+    zone: tzinfo = UTC,
+    rates: Mapping[str, Decimal] = DEFAULT_FX_TO_BASE,
+) -> KpiReport:
+    """The figures of :func:`kpis` without a signed-in caller: for ``collect-tui report``,
+    which reads the whole database on the command line. The UI calls :func:`kpis`."""
     if months < 1:
         raise ValueError("months must be at least 1")
     window_start = today - timedelta(days=KPI_WINDOW_DAYS - 1)
