@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import email.utils
+import functools
 import json
 import logging
 import os
@@ -128,10 +129,16 @@ def parse_xero_date(value: str) -> dt.date:
     """Parse a Xero calendar date (``Date``, ``DueDate``, ``ExpectedPaymentDate``...).
 
     ``/Date(ms+zzzz)/`` gives the date of the wall-clock time at that offset (``+0000``, as Xero
-    sends, is the UTC date); ISO strings give the date as written.
+    sends, is the UTC date); ISO strings give the date as written. A portfolio has few
+    distinct dates, so parsed values are cached.
     """
     if not isinstance(value, str):
         raise ValueError(f"not a Xero date: {value!r}")
+    return _parse_xero_date(value)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _parse_xero_date(value: str) -> dt.date:
     parts = _ms_date_parts(value)
     if parts is not None:
         instant, offset = parts
