@@ -1,0 +1,233 @@
+"""Compliance against the database: the outbound gate and the cached call block.
+
+:func:`subject_for` gathers what :func:`~collect_tui.domain.compliance.outbound_decision`
+needs about one account (flags, holds, disputes, do-not-contact addresses, its calls);
+:func:`check_outbound` refuses an outbound contact that the rules block, with the reason
+(:class:`ComplianceBlocked`, a :class:`~collect_tui.services.workspace.ValidationFailed`);
+inbound contacts are never checked. :func:`refresh_contact_block` keeps the debtor's
+``contact_blocked_until`` / ``contact_block_reason`` cache (call cap, account hold) that
+the queue's "contactable now" reads. The rules are the installed configuration's
+(:func:`collect_tui.services.compliance_config.active`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from typing import Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from collect_tui.domain.compliance import (
+    CHANNELS,
+    CallEvent,
+    Channel,
+    CollectionHold,
+    ContactSubject,
+    Decision,
+    DisputeInfo,
+    RuleSet,
+    call_frequency_decision,
+    outbound_decision,
+)
+from collect_tui.domain.promises import FieldError
+from collect_tui.services import compliance_config
+from collect_tui.services.workspace import ValidationFailed
+from collect_tui.storage.models import CollectionHold as HoldRow
+from collect_tui.storage.models import Contact, Debtor, Dispute, Email, Phone
+
+# How far back calls are read: enough for any 7-day period plus a 7-day quiet period.
+HISTORY_DAYS = 31
+# Stored as the end of an indefinite hold in the cache (a date no one will reach).
+FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
+REASON_LIMIT = 200
+
+
+class ComplianceBlocked(ValidationFailed):
+    """An outbound contact the compliance rules do not allow; ``decision`` says why."""
+
+    def __init__(self, decision: Decision, channel: str) -> None:
+        self.decision = decision
+        when = ""
+        if decision.next_allowed_at is not None:
+            when = f" (allowed again from {decision.next_allowed_at:%Y-%m-%d %H:%M} UTC)"
+        super().__init__(
+            [FieldError("channel", f"outbound {channel} not allowed: {decision.reason}{when}")]
+        )
+
+
+def _zone_name(name: str | None) -> str:
+    try:
+        ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return name or "UTC"
+
+
+def rules_for(debtor: Debtor) -> RuleSet:
+    """The effective rules of the debtor's jurisdiction, from the installed configuration."""
+    return compliance_config.active().rules_for(debtor.country or "US", debtor.region)
+
+
+def subject_for(
+    session: Session, debtor: Debtor, invoice_ids: Collection[int] | None = None
+) -> ContactSubject:
+    """What the compliance rules need to know about ``debtor``.
+
+    Disputes on the account count always, disputes on one invoice only when the contact
+    is about that invoice (``invoice_ids``); the debtor's ``dispute`` flag is the open
+    dispute the rest of the app pauses collection for.
+    """
+    holds = tuple(
+        CollectionHold(reason=h.reason, until=h.until, invoice_id=h.invoice_id)
+        for h in session.scalars(select(HoldRow).where(HoldRow.debtor_id == debtor.id))
+    )
+    wanted = set(invoice_ids or ())
+    disputes = tuple(
+        DisputeInfo(
+            received_on=d.received_on,
+            verified=d.status == "verified",
+            resolved=d.status == "resolved",
+        )
+        for d in session.scalars(select(Dispute).where(Dispute.debtor_id == debtor.id))
+        if d.invoice_id is None or d.invoice_id in wanted
+    )
+    banned = set(
+        session.scalars(
+            select(Phone.number).where(Phone.debtor_id == debtor.id, Phone.do_not_call.is_(True))
+        )
+    ) | set(
+        session.scalars(
+            select(Email.address).where(Email.debtor_id == debtor.id, Email.do_not_email.is_(True))
+        )
+    )
+    return ContactSubject(
+        time_zone=_zone_name(debtor.time_zone),
+        country=debtor.country or "US",
+        region=debtor.region,
+        cease_communication=bool(debtor.cease_communication),
+        dispute_open=bool(debtor.dispute),
+        bankruptcy=bool(debtor.bankruptcy),
+        deceased=bool(debtor.deceased),
+        time_barred=bool(debtor.time_barred),
+        holds=holds,
+        do_not_contact=frozenset(banned),
+        validation_notice_sent_on=debtor.validation_notice_on,
+        disputes=disputes,
+    )
+
+
+def call_history(session: Session, debtor_id: int, at: datetime) -> list[CallEvent]:
+    """The debtor's calls and texts of the last :data:`HISTORY_DAYS` days as call events.
+
+    A left voicemail counts as an attempt; a wrong number does not; inbound calls only
+    start the quiet period when there was a conversation.
+    """
+    rows = session.execute(
+        select(
+            Contact.started_at,
+            Contact.conversation,
+            Contact.direction,
+            Contact.disposition,
+            Contact.channel,
+        ).where(
+            Contact.debtor_id == debtor_id,
+            Contact.channel.in_(("call", "sms")),
+            Contact.started_at >= at - timedelta(days=HISTORY_DAYS),
+        )
+    )
+    return [
+        CallEvent(
+            at=started,
+            conversation=bool(conversation),
+            direction="inbound" if direction == "inbound" else "outbound",
+            voicemail=disposition == "left_message",
+            wrong_number=disposition == "wrong_number",
+            medium=cast(Literal["call", "sms"], channel),
+        )
+        for started, conversation, direction, disposition, channel in rows
+    ]
+
+
+def outbound_decision_for(
+    session: Session,
+    debtor: Debtor,
+    channel: str,
+    address: str | None,
+    at: datetime,
+    *,
+    invoice_ids: Collection[int] | None = None,
+) -> Decision:
+    """The compliance decision on an outbound ``channel`` contact with ``debtor`` at ``at``."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    subject = subject_for(session, debtor, invoice_ids)
+    history = call_history(session, debtor.id, at) if channel in ("call", "sms") else []
+    return outbound_decision(
+        subject,
+        cast(Channel, channel),
+        address,
+        at,
+        history,
+        rules_for(debtor),
+        invoice_ids=invoice_ids,
+    )
+
+
+def check_outbound(
+    session: Session,
+    debtor: Debtor,
+    channel: str,
+    address: str | None,
+    at: datetime,
+    *,
+    invoice_ids: Collection[int] | None = None,
+) -> Decision:
+    """Refuse (:class:`ComplianceBlocked`) an outbound contact the rules block.
+
+    Returns the allowing decision (its ``warnings``, e.g. a time-barred debt, are for
+    the agent). Inbound contacts need no check: do not call this for them.
+    """
+    decision = outbound_decision_for(session, debtor, channel, address, at, invoice_ids=invoice_ids)
+    if not decision.allowed:
+        raise ComplianceBlocked(decision, channel)
+    return decision
+
+
+def contact_block(session: Session, debtor: Debtor, now: datetime) -> tuple[datetime | None, str]:
+    """Until when the account may not be called whatever the hour, and why.
+
+    The call-frequency cap and account-wide collection holds (the contact window and
+    the flags are checked by the queue itself). ``(None, "")`` when nothing blocks.
+    """
+    subject = subject_for(session, debtor)
+    zone = subject.zone
+    until: datetime | None = None
+    reason = ""
+    for hold in subject.holds:
+        if hold.invoice_id is None and hold.active(now, zone):
+            end = hold.ends_at(zone) or FOREVER
+            if until is None or end > until:
+                until, reason = end, hold.describe()
+    rules = rules_for(debtor)
+    decision = call_frequency_decision(
+        call_history(session, debtor.id, now), now, rules.call_frequency, tz=zone
+    )
+    if not decision.allowed:
+        end = decision.next_allowed_at or FOREVER
+        if until is None or end > until:
+            until, reason = end, decision.reason
+    return until, reason[:REASON_LIMIT]
+
+
+def refresh_contact_block(session: Session, debtor: Debtor, now: datetime) -> None:
+    """Store :func:`contact_block` in the debtor's cache columns (after a logged contact)."""
+    session.flush()
+    until, reason = contact_block(session, debtor, now)
+    if debtor.contact_blocked_until != until:
+        debtor.contact_blocked_until = until
+    new_reason = reason or None
+    if debtor.contact_block_reason != new_reason:
+        debtor.contact_block_reason = new_reason
