@@ -193,8 +193,11 @@ def main() -> int:
             started = time.perf_counter()
             out = subprocess.run(
                 [sys.executable, __file__, "--probe", url, "--agent", args.agent],
-                check=True, capture_output=True, text=True,
+                capture_output=True, text=True,
             )  # fmt: skip
+            if out.returncode != 0:
+                print(out.stderr, file=sys.stderr)
+                return 1
             results[label] = json.loads(out.stdout.strip().splitlines()[-1])
             results[label]["first_paint_s"] += interpreter
             results[label]["process_s"] = time.perf_counter() - started

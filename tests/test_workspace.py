@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import exists, func, select, update
 
+from collect_tui import clock
 from collect_tui.services import workspace
 from collect_tui.services.agents import AgentInfo, get_agent
 from collect_tui.services.database import Database
@@ -50,6 +52,17 @@ from collect_tui.storage.scoring import rescore
 
 D = Decimal
 TODAY = datetime.now(UTC).date()
+# Midday in the Americas and afternoon in Europe: inside every contact window the tests'
+# US accounts have, whatever the time of day the suite runs.
+NOON_IN_THE_AMERICAS = datetime.combine(TODAY, time(17, 0), UTC)
+
+
+@pytest.fixture(autouse=True)
+def _inside_contact_hours(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = itertools.count()  # a clock that still moves, so events keep their order
+    monkeypatch.setattr(
+        clock, "now", lambda: NOON_IN_THE_AMERICAS + timedelta(milliseconds=next(ticks))
+    )
 
 
 @pytest.fixture
@@ -71,6 +84,8 @@ def _account(db: Database, agent: AgentInfo, *, min_balance: str = "700") -> int
             select(Debtor.id)
             .where(
                 Debtor.assigned_agent_id == agent.id,
+                Debtor.country == "US",
+                Debtor.region != "MA",
                 Debtor.open_balance >= D(min_balance),
                 Debtor.open_invoices >= 2,
                 Debtor.cease_communication.is_(False),

@@ -13,7 +13,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from collect_tui.domain.compliance import contact_window_decision, effective_rules
+from collect_tui.domain.compliance import contact_window_decision
+from collect_tui.services import compliance_config
 from collect_tui.services.database import Database
 from collect_tui.storage.models import Debtor
 
@@ -50,10 +51,11 @@ def forget_jurisdictions(db: Database) -> None:
 
 
 def open_jurisdictions(db: Database, now: datetime) -> list[Jurisdiction]:
-    """The jurisdictions whose contact window is open at ``now``."""
+    """The jurisdictions whose contact window is open at ``now`` (installed rules file)."""
+    config = compliance_config.active()
     result = []
     for country, region, zone in jurisdictions_in_use(db):
-        rules = effective_rules(country, region)
+        rules = config.rules_for(country, region)
         decision = contact_window_decision(
             now,
             zone,

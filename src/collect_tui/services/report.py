@@ -13,6 +13,7 @@ from sqlalchemy import case, func, select
 from collect_tui.domain.aging import BUCKETS, bucket_due_date_floors
 from collect_tui.domain.money import format_money, to_money
 from collect_tui.services.database import Database
+from collect_tui.services.supervisor import KpiReport, kpi_report, kpis_json
 from collect_tui.storage.models import Agent, Contact, Debtor, Invoice, Promise
 
 
@@ -40,6 +41,12 @@ class PortfolioReport:
     promises: dict[str, dict[str, Any]]
     contacts_today: int
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    kpis: KpiReport | None = None
+
+    def _plain(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kpis"] = kpis_json(self.kpis) if self.kpis is not None else None
+        return data
 
     def to_json(self) -> str:
         """JSON with money as decimal strings (never floats) and ISO dates."""
@@ -51,7 +58,7 @@ class PortfolioReport:
                 return value.isoformat()
             raise TypeError(type(value).__name__)
 
-        return json.dumps(asdict(self), default=default, indent=2)
+        return json.dumps(self._plain(), default=default, indent=2)
 
     def to_text(self) -> str:
         """A plain-text page for a terminal or an email."""
@@ -81,7 +88,69 @@ class PortfolioReport:
         width = max([len(a.name) for a in self.agents] + [10])
         for line in [*self.agents, self.unassigned]:
             lines.append(f"  {line.name:<{width}} {line.accounts:>8,}  {money(line.balance)}")
+        if self.kpis is not None:
+            lines += ["", kpi_text(self.kpis)]
         return "\n".join(lines)
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _num(value: float | Decimal | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def kpi_text(report: KpiReport, *, aging: bool = True) -> str:
+    """The KPIs as plain text within 80 columns (formulas in the README's "KPIs")."""
+    cur = report.base_currency
+    lines = [
+        f"KPIs as of {report.as_of.isoformat()} (money in {cur} at approximate rates; "
+        f"{report.window_days}-day window)",
+    ]
+    if aging:
+        lines += ["", f"Aging (open invoices, {cur})"]
+        for line in report.aging:
+            lines.append(
+                f"  {line.bucket:<8} {line.invoices:>10,}  {format_money(line.balance_base)}"
+            )
+        lines.append(f"  {'total':<8} {'':>10}  {format_money(report.open_balance_base)}")
+    per_day = report.collected_per_day
+    lines += [
+        "",
+        f"Collected in {report.window_days} days  {cur} {format_money(report.collected_total)}"
+        f"  ({cur} {_num(per_day, 2)} per day)",
+        "",
+        "DSO and CEI by month",
+        f"  {'month':<8} {'DSO days':>9} {'CEI %':>7} {'credit sales':>16} {'receivables':>16}",
+    ]
+    for month in report.months:
+        lines.append(
+            f"  {month.month:<8} {_num(month.dso):>9} {_num(month.cei):>7} "
+            f"{format_money(month.credit_sales):>16} {format_money(month.ending_receivables):>16}"
+        )
+    lines += [
+        "",
+        f"Per agent ({report.window_days} days; contacts/hour today)",
+        f"  {'agent':<14} {'calls':>7} {'RPC':>6} {'RPC %':>6} {'PTPs':>5} {'PTP %':>6} "
+        f"{'kept %':>6} {'today':>5} {'/hour':>5}",
+    ]
+    for row in [*report.agents, report.team]:
+        lines.append(
+            f"  {row.name[:14]:<14} {row.call_attempts:>7,} {row.right_party_contacts:>6,} "
+            f"{_pct(row.right_party_contact_rate):>6} {row.promises:>5,} "
+            f"{_pct(row.promise_rate):>6} {_pct(row.kept_rate):>6} {row.contacts_today:>5,} "
+            f"{_num(row.contacts_per_hour):>5}"
+        )
+    busy = [h for h in report.contacts_by_hour if h.contacts]
+    lines += ["", "Contacts today by hour"]
+    if busy:
+        cells = [f"{h.hour:02d}h {h.contacts:,}" for h in busy]
+        for start in range(0, len(cells), 6):
+            lines.append("  " + "  ".join(f"{c:<10}" for c in cells[start : start + 6]).rstrip())
+    else:
+        lines.append("  none yet")
+    return "\n".join(lines)
 
 
 def _by_currency(rows: list[Any]) -> dict[str, Decimal]:
@@ -89,11 +158,16 @@ def _by_currency(rows: list[Any]) -> dict[str, Decimal]:
 
 
 def portfolio_report(
-    db: Database, *, today: date | None = None, zone: tzinfo | None = None
+    db: Database,
+    *,
+    today: date | None = None,
+    zone: tzinfo | None = None,
+    with_kpis: bool = True,
 ) -> PortfolioReport:
     """Aggregate the portfolio with set-based queries (no row is loaded into Python).
 
     ``zone`` decides what "today" means for contacts (default: this machine's zone).
+    ``with_kpis`` adds the supervisor's KPIs (the console's numbers).
     """
     zone = zone or datetime.now().astimezone().tzinfo or UTC
     today = today or datetime.now(zone).date()
@@ -171,4 +245,5 @@ def portfolio_report(
         unassigned=unassigned,
         promises=promises,
         contacts_today=contacts_today,
+        kpis=kpi_report(db, today=today, zone=zone) if with_kpis else None,
     )

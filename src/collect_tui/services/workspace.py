@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from collect_tui import clock
 from collect_tui.domain.aging import BUCKETS, aging_bucket, days_past_due
 from collect_tui.domain.dispositions import (
     DEFAULT,
@@ -344,7 +345,7 @@ class AccountView:
 
 def _now(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(UTC)
+        return clock.now()
     if now.tzinfo is None:
         raise ValueError("naive datetime given as now; attach a time zone")
     return now
@@ -1268,6 +1269,10 @@ def log_contact(
         raise ValidationFailed(errors)
 
     def change(session: Session, debtor: Debtor) -> int:
+        from collect_tui.services.compliance import check_outbound, refresh_contact_block
+
+        if direction == "outbound":  # inbound contacts are always loggable
+            check_outbound(session, debtor, channel, address, started)
         contact = Contact(
             debtor_id=debtor.id,
             agent_id=agent.id,
@@ -1282,6 +1287,7 @@ def log_contact(
         )
         session.add(contact)
         session.flush()
+        refresh_contact_block(session, debtor, now)
         audit.record(
             session,
             agent,

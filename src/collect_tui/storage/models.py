@@ -158,6 +158,7 @@ class Debtor(Base):
         Index("ix_debtors_queue", "assigned_agent_id", "priority_score", "id"),
         Index("ix_debtors_name", "name"),
         Index("ix_debtors_callbacks", "assigned_agent_id", "next_action_at"),
+        Index("ix_debtors_jurisdiction", "country", "region", "time_zone"),
     )
 
 
@@ -207,7 +208,11 @@ class Invoice(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
-    __table_args__ = (Index("ix_invoices_debtor_status", "debtor_id", "status", "due_date"),)
+    __table_args__ = (
+        Index("ix_invoices_debtor_status", "debtor_id", "status", "due_date", "amount_due"),
+        # The cadence reads the open invoices due in a step's window.
+        Index("ix_invoices_status_due", "status", "due_date"),
+    )
 
 
 class Payment(Base):
@@ -379,6 +384,7 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_debtor_status", "debtor_id", "status", "due_at"),
         Index("ix_tasks_status_due", "status", "due_at"),
+        Index("ix_tasks_invoice", "invoice_id"),  # the cadence closes steps of paid invoices
         # A cadence step is turned into a task once per debtor and invoice.
         UniqueConstraint("debtor_id", "invoice_id", "step_key", name="uq_tasks_step"),
     )

@@ -19,9 +19,9 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("local", " Local", 6),
     ("balance", "Balance", 14),
     ("dpd", "  DPD", 5),
-    ("bucket", " Age", 5),
+    ("bucket", " Age", 7),
     ("last", " Last", 6),
-    ("why", " Why / next", 23),
+    ("why", " Why / next", 21),
 )
 
 
