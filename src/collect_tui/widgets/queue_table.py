@@ -15,13 +15,13 @@ from collect_tui.services.queue import QueueRow, local_time
 # Widths fit 80 columns with the scrollbar; cells carry their own one-space gaps (the
 # table's cell padding is 0) so that the reason column gets the room that padding would take.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("name", " Debtor", 19),
+    ("name", " Debtor", 18),
     ("local", " Local", 6),
     ("balance", "Balance", 14),
     ("dpd", "  DPD", 5),
     ("bucket", " Age", 7),
     ("last", " Last", 6),
-    ("why", " Why / next", 21),
+    ("why", " Why / next", 22),
 )
 
 
