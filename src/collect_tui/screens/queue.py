@@ -39,6 +39,10 @@ POLL_SECONDS = 10.0  # how often the queue checks whether its data changed under
 SEARCH_DEBOUNCE = 0.15
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 class QueueCommands(Provider):
     """The queue's commands in the command palette (ctrl+p)."""
 
@@ -238,8 +242,8 @@ class QueueScreen(Screen[None]):
             text = "No accounts assigned to you yet. Ask a supervisor to assign some."
         else:
             parts = [f"{summary.accounts:,} accounts"]
-            parts.append(f"{summary.promises_due_today} promises due today")
-            parts.append(f"{summary.callbacks_due} callbacks due")
+            parts.append(_count(summary.promises_due_today, "promise") + " due today")
+            parts.append(_count(summary.callbacks_due, "callback") + " due")
             money = "  ".join(format_money(v, c) for c, v in sorted(summary.balance.items()))
             text = "  ".join(parts) + ("  " + money if money else "")
         self.query_one("#queue-summary", Static).update(text)

@@ -20,7 +20,8 @@ Fact definitions (``today`` is a UTC day):
 Statements are built once per engine kind and weights and run with the day's values as
 bound parameters, so an incremental rescore costs two indexed UPDATEs and no SQL
 compilation. ``updated_at`` and ``version`` are left alone: refreshing caches is not an
-edit (``scored_at`` tells that a row was rescored).
+edit (``scored_at`` tells when a row's score was last written; the PostgreSQL daily pass
+writes only the rows whose facts or score change).
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ contacts = Contact.__table__
 promises = Promise.__table__
 tasks = Task.__table__
 settings = Setting.__table__
+
+POSTGRESQL_WORK_MEM = "256MB"  # for the daily pass only
 
 # The weights in use are stored in the database, so that every agent's app, the CLI and
 # the incremental rescores all score with the same ones.
@@ -557,11 +560,15 @@ def _apply_all_postgresql_statement(weights: PriorityWeights | None) -> Executab
     fresh = _fresh_facts(facts)
     values: dict[Any, Any] = {debtors.c[name]: fresh[name] for name in FACT_COLUMNS}
     values[debtors.c.next_action] = _callback_name(fresh["next_action_at"])
-    values.update(_unchanged())
     if weights is not None:
         values[debtors.c.priority_score] = _score_template("postgresql", weights, fresh)
+    # Rows whose facts and score stay the same are not written: on PostgreSQL every
+    # written row is a new tuple with an entry in each index, the bulk of the pass's cost.
+    changed = or_(*[column.is_distinct_from(value) for column, value in values.items()])
+    if weights is not None:
         values[debtors.c.scored_at] = _instant("now")
-    return update(debtors).where(debtors.c.id == facts.c.id).values(values)
+    values.update(_unchanged())
+    return update(debtors).where(debtors.c.id == facts.c.id, changed).values(values)
 
 
 # Built statements by (purpose, engine, weights as JSON): the day comes in as parameters.
@@ -689,7 +696,11 @@ def _run(
     if dialect == "sqlite":
         return _all_sqlite(conn, params, scoring)
     stmt = _cached("apply", dialect, scoring, lambda: _apply_all_postgresql_statement(scoring))
-    return conn.execute(stmt, params).rowcount
+    # The four aggregates are hash-joined: with the default 4 MB of work memory they spill
+    # to disk. SET LOCAL lasts until the end of the caller's transaction only.
+    conn.exec_driver_sql(f"SET LOCAL work_mem = '{POSTGRESQL_WORK_MEM}'")
+    conn.execute(stmt, params)  # writes only the rows that change
+    return conn.execute(select(func.count()).select_from(debtors)).scalar_one()
 
 
 def refresh_facts(

@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Transaction
 
 from collect_tui import clock
 from collect_tui.storage import sync_store as store
@@ -273,61 +273,113 @@ class SyncEngine:
         return f"sync:{self.source}:{self.tenant}:rescore_pending"
 
     def _pull_stream(self, conn: Connection, stream: Stream, stats: SyncStats) -> None:
+        """Pull one stream; pages commit with their cursor, a few at a time when they stream in.
+
+        While the next page is already fetched (prefetch), consecutive pages share one
+        transaction, up to ``GROUP_RECORDS`` records or ``GROUP_SECONDS``: the cursor saved is
+        the last page's, committed with the records of every page in the group, so a crash
+        still resumes from a cursor whose records all committed. The transaction is never held
+        open while waiting for the server.
+        """
         with conn.begin():
             since = store.get_cursor(conn, self.source, self.tenant, stream)
         done = 0
+        group: Transaction | None = None
+        opened = 0.0
+        grouped = 0
+        bad = 0
+        payment_debtors: set[int] = set()
         self._invoice_cache = self._payment_cache = None
-        for page in _prefetched(self.connector.pull(stream, since), self.prefetch):
-            if done == 0 and (page.item_count or 0) > PRELOAD_OVER and stream in _PRELOADED:
-                # A large pull: one read of the keys instead of one lookup per page.
-                with conn.begin():
-                    self._invoice_cache = store.all_invoice_refs(conn)
-                    if stream == "payments":
-                        self._payment_cache = store.all_payment_ids(conn)
-            if since is None and not self._deferred and not page.is_last:
-                # A pull from the start of more than a page: rescore once at the end.
-                with conn.begin():
-                    store.set_setting(conn, self._rescore_key(), self._now().isoformat())
-                self._deferred = True
-            self._commit_page(conn, page, stats)
-            done += len(page.records) + len(page.malformed) + page.skipped
-            stats.streams[stream] = stats.streams.get(stream, 0) + len(page.records)
-            if self.progress is not None:
-                self.progress(f"pull:{stream}", done, page.item_count)
+        pages = _Prefetcher(self.connector.pull(stream, since), self.prefetch)
+        fetched = iter(pages)
+
+        def commit() -> None:
+            nonlocal group, grouped, bad
+            if group is None:
+                return
+            group.commit()
+            group, grouped = None, 0
+            stats.quarantined += bad
+            bad = 0
+            if payment_debtors:  # promises are evaluated on committed payments
+                self._evaluate_promises(sorted(payment_debtors))
+                payment_debtors.clear()
+
+        try:
+            while True:
+                try:
+                    page = next(fetched)
+                except StopIteration:
+                    break
+                except Exception:
+                    commit()  # the server failed: the pages already written are sound
+                    raise
+                if group is None:
+                    if done == 0 and (page.item_count or 0) > PRELOAD_OVER and stream in _PRELOADED:
+                        # A large pull: one read of the keys instead of one lookup per page.
+                        with conn.begin():
+                            self._invoice_cache = store.all_invoice_refs(conn)
+                            if stream == "payments":
+                                self._payment_cache = store.all_payment_ids(conn)
+                    if since is None and not self._deferred and not page.is_last:
+                        # A pull from the start of more than a page: rescore once at the end.
+                        with conn.begin():
+                            store.set_setting(conn, self._rescore_key(), self._now().isoformat())
+                        self._deferred = True
+                    group, opened = conn.begin(), time.perf_counter()
+                bad += self._apply_page(conn, page, stats, payment_debtors)
+                size = len(page.records) + len(page.malformed) + page.skipped
+                done += size
+                grouped += size
+                if (
+                    page.is_last
+                    or grouped >= GROUP_RECORDS
+                    or time.perf_counter() - opened >= GROUP_SECONDS
+                    or not pages.ready()
+                ):
+                    commit()
+                stats.streams[stream] = stats.streams.get(stream, 0) + len(page.records)
+                if self.progress is not None:
+                    self.progress(f"pull:{stream}", done, page.item_count)
+            commit()  # the connector ended without a last page
+        finally:
+            if group is not None:
+                group.rollback()
+            pages.close()
         self._invoice_cache = self._payment_cache = None
 
-    def _commit_page(self, conn: Connection, page: Page, stats: SyncStats) -> None:
+    def _apply_page(
+        self, conn: Connection, page: Page, stats: SyncStats, payment_debtors: set[int]
+    ) -> int:
+        """Write one page with its cursor in the open transaction; returns its quarantined."""
         now = self._now()
         bad = [(m.stream, m.external_id, m.reason, m.raw) for m in page.malformed]
-        with conn.begin():
-            touched: set[int] = set()
-            payment_debtors: set[int] = set()
-            if page.stream == "contacts":
-                touched = self._contacts(conn, page, stats, now)
-            elif page.stream == "invoices":
-                touched = self._invoices(conn, page, stats, now, bad)
-            elif page.stream == "payments":
-                touched = payment_debtors = self._payments(conn, page, stats, now, bad)
-            else:
-                touched = self._credit_notes(conn, page, stats, now, bad)
-            if bad:
-                store.quarantine_records(conn, self.source, bad, now)
-            if self._quarantine_open and page.records:
-                store.resolve_quarantine(
-                    conn,
-                    self.source,
-                    page.stream,
-                    [r.external_id for r in page.records],
-                )
-            if touched and not self._deferred:
-                store.touch_debtors(conn, touched, now)
-                rescore(conn, today=now.astimezone(UTC).date(), now=now, debtor_ids=sorted(touched))
-            if page.cursor is not None:
-                store.set_cursor(conn, self.source, self.tenant, page.stream, page.cursor, now)
-        stats.quarantined += len(bad)
+        touched: set[int] = set()
+        if page.stream == "contacts":
+            touched = self._contacts(conn, page, stats, now)
+        elif page.stream == "invoices":
+            touched = self._invoices(conn, page, stats, now, bad)
+        elif page.stream == "payments":
+            touched = self._payments(conn, page, stats, now, bad)
+            payment_debtors.update(touched)
+        else:
+            touched = self._credit_notes(conn, page, stats, now, bad)
+        if bad:
+            store.quarantine_records(conn, self.source, bad, now)
+        if self._quarantine_open and page.records:
+            store.resolve_quarantine(
+                conn,
+                self.source,
+                page.stream,
+                [r.external_id for r in page.records],
+            )
+        if touched and not self._deferred:
+            store.touch_debtors(conn, touched, now)
+            rescore(conn, today=now.astimezone(UTC).date(), now=now, debtor_ids=sorted(touched))
+        if page.cursor is not None:
+            store.set_cursor(conn, self.source, self.tenant, page.stream, page.cursor, now)
         stats.skipped += page.skipped
-        if payment_debtors:
-            self._evaluate_promises(sorted(payment_debtors))
+        return len(bad)
 
     def _debtor_ids(self, conn: Connection, externals: set[str], now: datetime) -> dict[str, int]:
         missing = [e for e in externals if e not in self._debtor_cache]
@@ -636,6 +688,10 @@ class SyncEngine:
 
 
 _DONE = object()
+GROUP_RECORDS = 5_000
+"""Records of consecutive, already fetched pages that may share one transaction."""
+GROUP_SECONDS = 1.0
+"""Longest a group's transaction stays open (other writers wait on SQLite meanwhile)."""
 PULL_GC_THRESHOLDS = (50_000, 50, 1_000)
 """Collector thresholds while pulling (see ``_relaxed_gc``)."""
 
@@ -657,54 +713,65 @@ def _relaxed_gc() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-
-
-def _prefetched(pages: Iterator[Page], depth: int) -> Iterator[Page]:
+class _Prefetcher:
     """Fetch up to ``depth`` pages ahead in a thread while the caller commits the current one.
 
-    The next page is only fetched, never committed, ahead of time: cursors still advance
-    strictly after their page commits. Errors of the fetch are raised here, in order.
+    Pages are only fetched, never committed, ahead of time: cursors still advance strictly
+    after their page commits. Errors of the fetch are raised in order, by the iteration.
+    ``ready()`` says whether the next page (or the end) is already there; with ``depth`` 0
+    pages are fetched on demand and it is always ``False``.
     """
-    if depth <= 0:
-        yield from pages
-        return
-    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def produce() -> None:
+    def __init__(self, pages: Iterator[Page], depth: int) -> None:
+        self._pages = pages
+        self._depth = depth
+        self._box: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        if depth > 0:
+            self._worker = threading.Thread(target=self._produce, name="sync-prefetch", daemon=True)
+            self._worker.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
         try:
-            for page in pages:
-                while not stop.is_set():
-                    try:
-                        box.put(page, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            for page in self._pages:
+                if not self._put(page):
                     return
             item: Any = _DONE
         except BaseException as exc:  # handed to the consumer
             item = exc
-        while not stop.is_set():
-            try:
-                box.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        self._put(item)
 
-    worker = threading.Thread(target=produce, name="sync-prefetch", daemon=True)
-    worker.start()
-    try:
+    def __iter__(self) -> Iterator[Page]:
+        if self._worker is None:
+            yield from self._pages
+            return
         while True:
-            item = box.get()
+            item = self._box.get()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:
-        stop.set()
-        worker.join(timeout=30)
+
+    def ready(self) -> bool:
+        """True when the next page (or the end of the stream) needs no wait."""
+        return self._worker is not None and not self._box.empty()
+
+    def close(self) -> None:
+        """Stop fetching ahead and wait for the fetching thread."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
 
 
 def _outcome(row: store.OutboxRow) -> Outcome:
