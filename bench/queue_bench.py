@@ -37,6 +37,7 @@ async def _probe(url: str, agent_name: str) -> dict[str, float]:
     from textual import events
 
     from collect_tui.app import CollectApp
+    from collect_tui.screens.account import AccountScreen
     from collect_tui.screens.queue import QueueScreen
     from collect_tui.services.agents import get_agent
     from collect_tui.services.database import open_database
@@ -95,7 +96,8 @@ async def _probe(url: str, agent_name: str) -> dict[str, float]:
                 target = table.cursor_row + delta
                 moves.append(await until(lambda t=target: table.cursor_row == t, key(direction)))
         figures["cursor_move_ms"] = statistics.median(moves) * 1000
-        nexts = []
+        figures["cursor_move_max_ms"] = max(moves) * 1000
+        nexts, opens = [], []
         for _ in range(10):
             await pilot.press("home")
             await pilot.pause()
@@ -107,12 +109,23 @@ async def _probe(url: str, agent_name: str) -> dict[str, float]:
                 original(row)  # type: ignore[operator]
 
             screen._go_to_next = spy  # type: ignore[method-assign]
-            nexts.append(await until(lambda c=chosen: bool(c), key("n")))
+            started = key("n")
+            nexts.append(await until(lambda c=chosen: bool(c), started))
             screen._go_to_next = original  # type: ignore[method-assign]
+            opens.append(
+                await until(
+                    lambda: isinstance(app.screen, AccountScreen)
+                    and app.screen.account is not None,
+                    started,
+                )
+            )
             await app.workers.wait_for_complete()
             while not isinstance(app.screen, QueueScreen):
                 app.screen.dismiss()
                 await pilot.pause()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        figures["next_open_account_ms"] = statistics.median(opens) * 1000
         figures["next_ms"] = statistics.median(nexts) * 1000
 
         async def change(queue_filter: QueueFilter) -> float:
@@ -127,9 +140,11 @@ async def _probe(url: str, agent_name: str) -> dict[str, float]:
             QueueFilter(bucket="61-90"),
             QueueFilter(promise_due=True),
             QueueFilter(),
-        ):
+        ) * 3:
             filters.append(await change(queue_filter))
+            await pilot.pause()
         figures["filter_ms"] = statistics.median(filters) * 1000
+        figures["filter_max_ms"] = max(filters) * 1000
         figures["search_ms"] = await change(QueueFilter(search="smith")) * 1000
         figures["rows_shown"] = float(table.row_count)
         await pilot.press("q")

@@ -33,7 +33,7 @@ from collect_tui.services.queue import (
 )
 from collect_tui.widgets.queue_table import QueueTable
 
-PAGE_SIZE = 100
+PAGE_SIZE = 50
 PREFETCH_MARGIN = 20  # rows before the end at which the next page is fetched
 POLL_SECONDS = 10.0  # how often the queue checks whether its data changed underneath
 SEARCH_DEBOUNCE = 0.15

@@ -30,6 +30,12 @@ def rescore_portfolio(db: Database, *, now: datetime | None = None) -> int:
     with db.session() as session:
         count = rescore(session.connection(), today=today, now=now)
         _remember_day(session, today)
+    if db.engine.dialect.name == "sqlite":
+        # Once a day, refresh the planner's statistics where they went stale (PostgreSQL's
+        # autovacuum does this by itself): stale ones can make SQLite pick a slow index.
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA optimize")
+            conn.commit()
     return count
 
 

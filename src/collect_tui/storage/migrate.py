@@ -73,6 +73,11 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         raise StorageError("the database has tables but no collect-tui schema version; refusing")
     try:
         command.upgrade(alembic_config(engine), "head")
+        if before is not None and before != head_revision():
+            # New indexes have no statistics yet: without them SQLite may pick an index
+            # that is valid but far slower (e.g. every open invoice to find one debtor's).
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
     except DBAPIError as exc:
         raise StorageError(describe_db_error(exc, engine.url)) from None
     return before, head_revision()
