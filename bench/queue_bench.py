@@ -114,8 +114,9 @@ async def _probe(url: str, agent_name: str) -> dict[str, float]:
             screen._go_to_next = original  # type: ignore[method-assign]
             opens.append(
                 await until(
-                    lambda: isinstance(app.screen, AccountScreen)
-                    and app.screen.account is not None,
+                    lambda: (
+                        isinstance(app.screen, AccountScreen) and app.screen.account is not None
+                    ),
                     started,
                 )
             )
