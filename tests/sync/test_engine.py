@@ -426,3 +426,48 @@ def test_a_failed_pull_still_pushes_and_is_recorded_as_partial(
     assert sandbox.history(external) == ["Called"]
     run = _rows(db, select(SyncRun.status, SyncRun.error).order_by(SyncRun.id.desc()))[0]
     assert run.status == "partial"
+
+
+def test_grouped_pages_commit_together_with_the_last_cursor(
+    db: Database, sandbox: SandboxServer, make_connector: MakeConnector, monkeypatch: Any
+) -> None:
+    """Pages fetched ahead share a transaction; a failure rolls the whole group back, and the
+    saved cursor never runs ahead of what committed."""
+    import time
+
+    from collect_tui.sync.xero import parse_xero_datetime
+
+    connector = make_connector(sandbox, page_size=20)
+    engine = _engine(db, connector, prefetch=3)
+    original = store.upsert_invoices
+    calls = {"n": 0}
+
+    def slow_then_failing(conn: Any, rows: Any) -> None:
+        calls["n"] += 1
+        time.sleep(0.05)  # lets the next pages arrive, so they join the open transaction
+        original(conn, rows)
+        if calls["n"] == 4:
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "upsert_invoices", slow_then_failing)
+    with pytest.raises(RuntimeError):
+        engine.run()
+    monkeypatch.setattr(store, "upsert_invoices", original)
+    stored = {e for (e,) in _rows(db, select(Invoice.external_id))}
+    assert len(stored) < 60  # at least the pages of the failing group were rolled back
+    cursor = _scalar(db, select(SyncCursor.cursor).where(SyncCursor.stream == "invoices"))
+    if cursor is not None:
+        cursor = cursor if cursor.tzinfo else cursor.replace(tzinfo=UTC)
+        upto = {
+            i
+            for i in sandbox.invoice_ids()
+            if parse_xero_datetime(sandbox.invoice(i)["UpdatedDateUTC"]) <= cursor
+        }
+        assert upto <= stored
+    else:
+        assert not stored
+
+    result = _engine(db, connector, prefetch=3).run()
+    assert result.status == "ok"
+    again = [e for (e,) in _rows(db, select(Invoice.external_id))]
+    assert len(again) == len(set(again)) and set(again) == set(sandbox.invoice_ids())

@@ -217,7 +217,8 @@ class Values:
         if value is None:
             return None
         naive = value.astimezone(UTC).replace(tzinfo=None)
-        return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else naive
+        # isoformat: SQLAlchemy's own SQLite format (zero-padded, microseconds), and faster.
+        return naive.isoformat(" ", "microseconds") if self.sqlite else naive
 
     def day(self, value: date | None) -> Any:
         """A date column value."""

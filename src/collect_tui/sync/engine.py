@@ -2,8 +2,9 @@
 
 Pull, per stream (contacts, invoices, payments, credit notes), page by page: each page's
 records are upserted set-based by external id, its malformed records quarantined and the
-stream's cursor saved in ONE transaction, so a crash at any point resumes from the last page
-that committed and re-applies nothing twice (upserts are idempotent). Invoices that were paid,
+stream's cursor saved in ONE transaction (pages already fetched ahead may share it, with the
+last one's cursor), so a crash at any point resumes from the last page that committed and
+re-applies nothing twice (upserts are idempotent). Invoices that were paid,
 voided or deleted at the source leave the queue in the same transaction (open tasks on them
 are cancelled, the accounts rescored).
 

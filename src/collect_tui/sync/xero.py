@@ -269,7 +269,8 @@ def _phone(raw: Mapping[str, Any]) -> Phone | None:
     area = _text(raw.get("PhoneAreaCode"))
     parts = [f"+{country.lstrip('+')}" if country else None, area, number]
     kind = _PHONE_TYPES.get(str(raw.get("PhoneType") or "DEFAULT").upper(), "other")
-    return Phone(number=" ".join(p for p in parts if p), type=kind)  # type: ignore[arg-type]
+    # Valid by construction (a non-empty number, a kind from the table): no second check.
+    return prevalidated(Phone, {"number": " ".join(p for p in parts if p), "type": kind})
 
 
 def _address(raw: Mapping[str, Any]) -> Address | None:
@@ -283,14 +284,18 @@ def _address(raw: Mapping[str, Any]) -> Address | None:
     if not (lines or city or region or postal or country):
         return None
     kind = {"POBOX": "postal", "STREET": "street"}.get(str(raw.get("AddressType")), "other")
-    return Address(
-        kind=kind,  # type: ignore[arg-type]
-        lines=lines,
-        city=city,
-        region=region,
-        postal_code=postal,
-        country=country,
-        attention_to=_text(raw.get("AttentionTo")),
+    # Valid by construction (texts from _text, a kind from the table): no second check.
+    return prevalidated(
+        Address,
+        {
+            "kind": kind,
+            "lines": lines,
+            "city": city,
+            "region": region,
+            "postal_code": postal,
+            "country": country,
+            "attention_to": _text(raw.get("AttentionTo")),
+        },
     )
 
 
