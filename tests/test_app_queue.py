@@ -12,7 +12,7 @@ from textual.widgets import Static
 from collect_tui import clock
 from collect_tui.app import CollectApp
 from collect_tui.screens.help import HelpScreen
-from collect_tui.screens.queue import QueueScreen
+from collect_tui.screens.queue import PAGE_SIZE, QueueScreen
 from collect_tui.screens.queue_filters import QueueFilterScreen
 from collect_tui.services.agents import get_agent
 from collect_tui.services.database import Database, open_database
@@ -50,7 +50,7 @@ async def test_queue_shows_the_agents_accounts_in_priority_order(seeded: Databas
         await app.workers.wait_for_complete()
         await pilot.pause()
         table = app.screen.query_one(QueueTable)
-        assert table.row_count >= 100
+        assert table.row_count >= PAGE_SIZE
         names = [str(table.get_row_at(i)[0])[1:] for i in range(5)]
         assert names == expected[:5]
         summary = str(app.screen.query_one("#queue-summary").render())
@@ -133,7 +133,7 @@ async def test_filter_dialog_narrows_the_queue_and_escape_clears_it(seeded: Data
         await pilot.press("escape")
         await _settle(app, pilot)
         assert screen.queue_filter == QueueFilter()
-        assert screen.query_one(QueueTable).row_count >= 100
+        assert screen.query_one(QueueTable).row_count >= PAGE_SIZE
 
 
 async def test_search_finds_an_account_by_invoice_number(seeded: Database) -> None:
