@@ -6,8 +6,8 @@ start to first painted queue (from interpreter start), `n`, a cursor move, a fil
 change and a search (each from the key press until the screen shows the result),
 rescore of the whole portfolio, incremental rescore of one account, and peak memory.
 
-    python bench/queue.py                       # 1,000 and 200,000 debtors, SQLite
-    python bench/queue.py --small URL --large URL
+    python bench/queue_bench.py                       # 1,000 and 200,000 debtors, SQLite
+    python bench/queue_bench.py --small URL --large URL
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, bench/ comes first on sys.path, and its other scripts (queue.py)
-# would shadow standard modules that the database drivers import.
+# Run as a script, bench/ comes first on sys.path, and a script there named like a
+# standard module would shadow it for the database drivers.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
