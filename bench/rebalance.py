@@ -15,7 +15,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# a script there named like a standard module (e.g. queue) would shadow it.
+# Run as a script, bench/ comes first on sys.path, where a script named like a standard
+# module (e.g. queue) would shadow it.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
