@@ -1230,6 +1230,12 @@ def kpi_report(
         return _to_base(by_currency, rates)
 
     aging = [AgingLine(b, aging_count[b], base(aging_money[b])) for b in BUCKETS]
+    # The total is converted from the unrounded sums, like the workload screen's total,
+    # so both show the same cents (the bucket lines may add up to a cent apart).
+    open_by_currency: dict[str, Decimal] = defaultdict(Decimal)
+    for bucket in BUCKETS:
+        for currency, amount in aging_money[bucket].items():
+            open_by_currency[currency] += amount
     days = [window_start + timedelta(days=i) for i in range(KPI_WINDOW_DAYS)]
     by_day = [DayAmount(day, base(collected.get(day, {}))) for day in days]
     collected_total = sum((d.amount_base for d in by_day), ZERO)
@@ -1289,7 +1295,7 @@ def kpi_report(
         base_currency=BASE_CURRENCY,
         window_days=KPI_WINDOW_DAYS,
         aging=aging,
-        open_balance_base=sum((line.balance_base for line in aging), ZERO),
+        open_balance_base=base(open_by_currency),
         collected_by_day=by_day,
         collected_total=collected_total,
         collected_per_day=kpi.collected_per_day(collected_total, KPI_WINDOW_DAYS),
