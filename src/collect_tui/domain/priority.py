@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from collect_tui.domain.aging import BUCKETS, aging_bucket, days_past_due
+from collect_tui.domain.zones import zone_or_utc
 
 EXCLUDED_SCORE = -1.0
 
@@ -236,10 +236,7 @@ def callback_reason(facts: AccountFacts, now: datetime) -> str | None:
     """``callback 14:00`` (debtor's local time) for a callback due today or overdue."""
     if facts.next_action != "callback" or facts.next_action_at is None:
         return None
-    try:
-        zone: ZoneInfo | Any = ZoneInfo(facts.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = UTC
+    zone = zone_or_utc(facts.time_zone)
     at = facts.next_action_at.astimezone(zone)
     local_today = now.astimezone(zone).date()
     if at.date() > local_today:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,6 +32,7 @@ from collect_tui.domain.compliance import (
     outbound_decision,
 )
 from collect_tui.domain.promises import FieldError
+from collect_tui.domain.zones import zone_or_utc
 from collect_tui.services import compliance_config
 from collect_tui.services.workspace import ValidationFailed
 from collect_tui.storage.models import CollectionHold as HoldRow
@@ -59,11 +59,7 @@ class ComplianceBlocked(ValidationFailed):
 
 
 def _zone_name(name: str | None) -> str:
-    try:
-        ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return "UTC"
-    return name or "UTC"
+    return zone_or_utc(name).key
 
 
 def rules_for(debtor: Debtor) -> RuleSet:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, exists, false, func, or_, select
 
 from collect_tui.domain.aging import BUCKETS, bucket_due_date_floors
 from collect_tui.domain.money import to_money
 from collect_tui.domain.priority import EXCLUDED_SCORE, AccountFacts, score_account
+from collect_tui.domain.zones import zone_or_utc
 from collect_tui.services.agents import AgentInfo
 from collect_tui.services.contactability import open_jurisdictions
 from collect_tui.services.database import Database
@@ -374,10 +374,7 @@ def queue_summary(db: Database, agent: AgentInfo, *, now: datetime | None = None
 
 def local_time(zone: str, now: datetime) -> datetime:
     """``now`` in a debtor's zone (UTC when the zone is unknown)."""
-    try:
-        return now.astimezone(ZoneInfo(zone))
-    except (KeyError, ValueError):
-        return now.astimezone(UTC)
+    return now.astimezone(zone_or_utc(zone))
 
 
 __all__ = [

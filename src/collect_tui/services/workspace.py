@@ -18,7 +18,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, get_args
 from uuid import uuid4
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -46,6 +45,7 @@ from collect_tui.domain.promises import (
     evaluate_promise,
     validate_promise,
 )
+from collect_tui.domain.zones import zone_or_utc
 from collect_tui.services import audit
 from collect_tui.services.agents import AgentInfo
 from collect_tui.services.database import Database
@@ -351,16 +351,9 @@ def _now(now: datetime | None) -> datetime:
     return now
 
 
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def _local_today(debtor: Debtor, now: datetime) -> date:
     """Today on the debtor's calendar (promise and plan dates are theirs)."""
-    return now.astimezone(_zone(debtor.time_zone)).date()
+    return now.astimezone(zone_or_utc(debtor.time_zone)).date()
 
 
 def _clip(text: str, limit: int = NOTE_LIMIT) -> str:
@@ -513,7 +506,7 @@ def load_account(
     with db.session() as session:
         debtor = check_access(session, agent, debtor_id)
         names = _agent_names(session)
-        zone = _zone(debtor.time_zone)
+        zone = zone_or_utc(debtor.time_zone)
         phones = tuple(
             PhoneView(p.id, p.number, p.kind, p.do_not_call, p.sms_consent)
             for p in session.scalars(
@@ -968,7 +961,7 @@ class _TimelineSource:
         return [TimelineEntry(at, "sync", "Synced from the accounting system", "", "sync:last")]
 
     def callback(self) -> list[TimelineEntry]:
-        zone = _zone(self.debtor.time_zone)
+        zone = zone_or_utc(self.debtor.time_zone)
         result = []
         for t in self._rows(Task, Task.created_at, Task.kind == "callback"):
             local = t.due_at.astimezone(zone)
@@ -1119,7 +1112,7 @@ def _add_promise(
 
 def _callback_utc(debtor: Debtor, local_date: date, local_time: time, now: datetime) -> datetime:
     """The UTC instant of a time on the debtor's clock; refuses gaps and the past."""
-    zone = _zone(debtor.time_zone)
+    zone = zone_or_utc(debtor.time_zone)
     naive = datetime.combine(local_date, local_time.replace(tzinfo=None))
     local = naive.replace(tzinfo=zone)  # fold=0: the first of a repeated (autumn) hour
     due = local.astimezone(UTC)
