@@ -7,13 +7,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select
 
 from collect_tui.domain.priority import DEFAULT_WEIGHTS, PriorityWeights
 from collect_tui.services.database import Database
 from collect_tui.storage.models import Setting
-from collect_tui.storage.scoring import rescore, store_weights, stored_weights
+from collect_tui.storage.scoring import rescore, store_weights, stored_weights, write_setting
 
 
 class WeightsFileError(ValueError):
@@ -25,11 +24,19 @@ LAST_RESCORE_DAY = "last_rescore_day"
 
 def rescore_portfolio(db: Database, *, now: datetime | None = None) -> int:
     """Refresh every account's cached facts and score in one set-based pass."""
+    return _full_pass(db, now, None)
+
+
+def _full_pass(db: Database, now: datetime | None, new_weights: PriorityWeights | None) -> int:
+    """The set-based pass over every account, storing ``new_weights`` first if given."""
     now = now or datetime.now(UTC)
     today = now.astimezone(UTC).date()
     with db.session() as session:
-        count = rescore(session.connection(), today=today, now=now)
-        _remember_day(session, today)
+        conn = session.connection()
+        if new_weights is not None:
+            store_weights(conn, new_weights)
+        count = rescore(conn, today=today, now=now, weights=new_weights)
+        record_rescore_day(conn, today)
     if db.engine.dialect.name == "sqlite":
         # Once a day, refresh the planner's statistics where they went stale (PostgreSQL's
         # autovacuum does this by itself): stale ones can make SQLite pick a slow index.
@@ -71,14 +78,7 @@ def read_weights_file(path: Path) -> PriorityWeights:
 
 def set_weights(db: Database, weights: PriorityWeights, *, now: datetime | None = None) -> int:
     """Store new weights and rescore the whole portfolio with them, in one transaction."""
-    now = now or datetime.now(UTC)
-    today = now.astimezone(UTC).date()
-    with db.session() as session:
-        conn = session.connection()
-        store_weights(conn, weights)
-        count = rescore(conn, today=today, now=now, weights=weights)
-        _remember_day(session, today)
-    return count
+    return _full_pass(db, now, weights)
 
 
 def rescore_needed(db: Database, *, today: date | None = None) -> bool:
@@ -92,12 +92,9 @@ def rescore_needed(db: Database, *, today: date | None = None) -> bool:
 def mark_rescored(db: Database, today: date) -> None:
     """Record that the scores are current for ``today`` (the seed scores as of its own day)."""
     with db.session() as session:
-        _remember_day(session, today)
+        record_rescore_day(session.connection(), today)
 
 
-def _remember_day(session: Session, today: date) -> None:
-    setting = session.get(Setting, LAST_RESCORE_DAY)
-    if setting is None:
-        session.add(Setting(key=LAST_RESCORE_DAY, value=today.isoformat()))
-    else:
-        setting.value = today.isoformat()
+def record_rescore_day(conn: Connection, today: date) -> None:
+    """Note, in the caller's transaction, that every score is current for ``today``."""
+    write_setting(conn, LAST_RESCORE_DAY, today.isoformat())

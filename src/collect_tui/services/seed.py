@@ -21,11 +21,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, delete, insert
+from sqlalchemy import Connection, Engine
 
-from collect_tui.services.scoring import LAST_RESCORE_DAY
+from collect_tui.services.scoring import record_rescore_day
 from collect_tui.storage.bulk import bulk_insert, next_ids, reset_sequences, sql_timestamp
-from collect_tui.storage.models import Setting
 from collect_tui.storage.scoring import rescore
 
 CHUNK = 5_000
@@ -454,8 +453,7 @@ def seed_portfolio(
                     _write_parts_in_process(conn, plan, stats, progress)
                 reset_sequences(conn, SEED_TABLES)
                 rescore(conn, today=today, now=now.replace(tzinfo=UTC))
-                conn.execute(delete(Setting).where(Setting.key == LAST_RESCORE_DAY))
-                conn.execute(insert(Setting).values(key=LAST_RESCORE_DAY, value=today.isoformat()))
+                record_rescore_day(conn, today)
         finally:
             if sqlite:
                 for alias in conn.exec_driver_sql("PRAGMA database_list").fetchall():

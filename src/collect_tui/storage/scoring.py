@@ -740,10 +740,15 @@ def stored_weights(conn: Connection) -> PriorityWeights:
     return DEFAULT_WEIGHTS if text is None else _parse_weights(text)
 
 
+def write_setting(conn: Connection, key: str, value: str) -> None:
+    """Set one key of the ``settings`` table, in the caller's transaction."""
+    conn.execute(settings.delete().where(settings.c.key == key))
+    conn.execute(settings.insert().values(key=key, value=value))
+
+
 def store_weights(conn: Connection, weights: PriorityWeights) -> None:
     """Save ``weights`` as the ones every rescore uses (run a full rescore after)."""
-    conn.execute(settings.delete().where(settings.c.key == WEIGHTS_SETTING))
-    conn.execute(settings.insert().values(key=WEIGHTS_SETTING, value=weights.model_dump_json()))
+    write_setting(conn, WEIGHTS_SETTING, weights.model_dump_json())
 
 
 def rescore(
