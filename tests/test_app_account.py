@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, update
 from textual.pilot import Pilot
-from textual.widgets import Input, Label, SelectionList, Static
+from textual.widgets import DataTable, Input, Label, SelectionList, Static
 from textual.worker import WorkerCancelled
 
 from collect_tui import clock
@@ -32,7 +32,7 @@ from collect_tui.services.agents import AgentInfo, get_agent
 from collect_tui.services.database import Database, open_database
 from collect_tui.services.scoring import mark_rescored
 from collect_tui.services.seed import seed_portfolio
-from collect_tui.services.workspace import load_account, load_timeline, log_contact
+from collect_tui.services.workspace import AccountView, load_account, load_timeline, log_contact
 from collect_tui.storage.models import (
     Contact,
     Debtor,
@@ -658,3 +658,53 @@ async def test_the_outcome_list_is_configurable(seeded: Database, accounts: list
     with seeded.session() as session:
         codes = session.scalars(select(Contact.disposition).where(Contact.debtor_id == debtor_id))
         assert "busy" in list(codes)
+
+
+async def test_hidden_tabs_are_built_when_shown(seeded: Database, accounts: list[int]) -> None:
+    """Only the timeline is composed with the screen; each other tab on its first visit."""
+    app = CollectApp(seeded, get_agent(seeded, "alice"))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot, seeded, accounts[SNAPSHOT])
+        assert screen.account is not None
+        assert not screen.query("#invoices") and not screen.query("#details-text")
+        await pilot.press("3")
+        await _settle(pilot)
+        payments = screen.query_one("#payments-table", DataTable)
+        assert payments.row_count == len(screen.account.payments) > 0
+        assert app.focused is payments
+        await pilot.press("5")
+        await _settle(pilot)
+        assert "Phones" in str(screen.query_one("#details-text", Static).render())
+        await pilot.press("4")
+        await _settle(pilot)
+        assert "Promises to pay" in str(screen.query_one("#deals-text", Static).render())
+        await pilot.press("2")
+        await _settle(pilot)
+        invoices = screen.query_one("#invoices", DataTable)
+        assert invoices.row_count == len(screen.account.invoices)
+        # A reload refills the tabs already built.
+        await pilot.press("r")
+        await _settle(pilot)
+        assert invoices.row_count == len(screen.account.invoices)
+        assert payments.row_count == len(screen.account.payments)
+
+
+async def test_the_account_screen_paints_before_the_account_is_read(
+    seeded: Database, accounts: list[int]
+) -> None:
+    """The header says it is loading until the worker's account arrives."""
+    app = CollectApp(seeded, get_agent(seeded, "alice"))
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(pilot)
+        screen = AccountScreen(seeded, app.agent, accounts[SNAPSHOT])
+        shown = screen._show
+        arrived: list[AccountView] = []
+        screen._show = arrived.append  # type: ignore[method-assign]  # hold the account back
+        await app.push_screen(screen)
+        await _settle(pilot)
+        assert "Loading account" in str(screen.query_one(AccountHeader).render())
+        assert screen.account is None and len(arrived) == 1
+        shown(arrived[0])
+        await pilot.pause()
+        assert "Balance" in str(screen.query_one(AccountHeader).render())
+        assert screen.query_one(Timeline).entries

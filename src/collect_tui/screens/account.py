@@ -7,14 +7,16 @@ reloads the account after each save.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from collect_tui import clock
@@ -46,6 +48,10 @@ from collect_tui.widgets.account_header import FLAG_LABELS, AccountHeader
 from collect_tui.widgets.timeline import PAGE_SIZE, Timeline
 
 TABS = ("timeline", "owed", "payments", "deals", "details")
+INVOICE_COLUMNS = (("Invoice", 12), ("Due", 10), ("DPD", 4), ("Bucket", 6), ("Amount due", 12),
+                   ("Cur", 3), ("Note", 14))  # fmt: skip
+PAYMENT_COLUMNS = (("Paid on", 10), ("Amount", 12), ("Cur", 3), ("Invoice", 12), ("Applied", 7),
+                   ("Received", 16))  # fmt: skip
 
 
 def _money(amount: object, currency: str) -> str:
@@ -172,6 +178,29 @@ def details_text(account: AccountView) -> Text:
     return text
 
 
+class CoalescedFooter(Footer):
+    """A Footer that rebuilds its keys once per burst of binding changes.
+
+    Textual's Footer schedules one full recompose per change, and opening the account
+    screen makes about six (focus, screen stack, idle); they all show the same keys.
+    """
+
+    _recompose_pending = False
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        """Schedule one recompose for any number of changes before the next refresh."""
+        self._bindings_ready = True
+        if not screen.app.app_focus or self._recompose_pending:
+            return
+        if self.is_attached and screen is self.screen:
+            self._recompose_pending = True
+            self.call_after_refresh(self._recompose_once)
+
+    async def _recompose_once(self) -> None:
+        self._recompose_pending = False
+        await self.recompose()
+
+
 class AccountScreen(Screen[None]):
     """One debtor's workspace; escape returns to the queue."""
 
@@ -231,45 +260,88 @@ class AccountScreen(Screen[None]):
         self.debtor_id = debtor_id
         self.account: AccountView | None = None
         self.load_error: str | None = None
+        self._resumed = False
+        self._pane_ready: dict[str, asyncio.Event] = {}  # panes built (set) or being built
 
     def compose(self) -> ComposeResult:
+        # Only the visible pane is composed now; the others are built when first shown
+        # (see ``_build_pane``), which keeps ``n`` to the first painted account fast.
         yield AccountHeader("Loading account...", id="account-header")
         with TabbedContent(id="account-tabs", initial="timeline"):
             with TabPane("1 Timeline", id="timeline"):
                 yield Static("", id="timeline-filter")
                 yield Timeline(id="account-timeline")
-            with TabPane("2 Owed", id="owed"):
-                yield Static("", id="owed-totals")
-                yield DataTable(id="invoices", cursor_type="row", zebra_stripes=True)
-            with TabPane("3 Payments", id="payments"):
-                yield Static("", id="payments-info")
-                yield DataTable(id="payments-table", cursor_type="row", zebra_stripes=True)
-            with (
-                TabPane("4 Promises & plans", id="deals"),
-                VerticalScroll(classes="pane-scroll", id="deals-scroll"),
-            ):
-                yield Static("", id="deals-text")
-            with (
-                TabPane("5 Details", id="details"),
-                VerticalScroll(classes="pane-scroll", id="details-scroll"),
-            ):
-                yield Static("", id="details-text")
-        yield Footer(compact=True, show_command_palette=False)
+            yield TabPane("2 Owed", id="owed")
+            yield TabPane("3 Payments", id="payments")
+            yield TabPane("4 Promises & plans", id="deals")
+            yield TabPane("5 Details", id="details")
+        yield CoalescedFooter(compact=True, show_command_palette=False)
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:
+        # The first resume follows the mount, which has just styled every node: restyling
+        # them all again costs a third of the first paint and changes nothing.
+        if not self._resumed:
+            self._resumed = True
+            event.refresh_styles = False
+        super()._on_screen_resume(event)
 
     def on_mount(self) -> None:
-        invoices = self.query_one("#invoices", DataTable)
-        for label, width in (("Invoice", 12), ("Due", 10), ("DPD", 4), ("Bucket", 6),
-                             ("Amount due", 12), ("Cur", 3), ("Note", 14)):  # fmt: skip
-            invoices.add_column(label, width=width)
-        payments = self.query_one("#payments-table", DataTable)
-        for label, width in (("Paid on", 10), ("Amount", 12), ("Cur", 3), ("Invoice", 12),
-                             ("Applied", 7), ("Received", 16)):  # fmt: skip
-            payments.add_column(label, width=width)
         timeline = self.query_one(Timeline)
         timeline.loader = self._timeline_page
         self._show_filter()
         timeline.focus()
         self.reload()
+
+    # Panes -----------------------------------------------------------------------------
+
+    def _pane_built(self, pane: str) -> bool:
+        ready = self._pane_ready.get(pane)
+        return pane == "timeline" or (ready is not None and ready.is_set())
+
+    async def _build_pane(self, pane: str) -> None:
+        """Mount the content of ``pane`` the first time it is shown, filled if loaded."""
+        if pane == "timeline":
+            return
+        ready = self._pane_ready.get(pane)
+        if ready is not None:  # built, or being built by another handler: wait for it
+            await ready.wait()
+            return
+        ready = self._pane_ready[pane] = asyncio.Event()
+        widgets: list[Widget]
+        if pane == "owed":
+            invoices = DataTable[object](id="invoices", cursor_type="row", zebra_stripes=True)
+            for label, width in INVOICE_COLUMNS:
+                invoices.add_column(label, width=width)
+            widgets = [Static("", id="owed-totals"), invoices]
+        elif pane == "payments":
+            table = DataTable[object](id="payments-table", cursor_type="row", zebra_stripes=True)
+            for label, width in PAYMENT_COLUMNS:
+                table.add_column(label, width=width)
+            widgets = [Static("", id="payments-info"), table]
+        else:
+            text = Static("", id=f"{pane}-text")
+            widgets = [VerticalScroll(text, classes="pane-scroll", id=f"{pane}-scroll")]
+        try:
+            await self.query_one(f"TabPane#{pane}").mount_all(widgets)
+        finally:
+            ready.set()
+        if self.account is not None:
+            self._fill_pane(pane, self.account, clock.now())
+
+    def _fill_pane(self, pane: str, account: AccountView, now: datetime) -> None:
+        if pane == "owed":
+            self._show_owed(account)
+        elif pane == "payments":
+            self._show_payments(account, now)
+        elif pane == "deals":
+            self.query_one("#deals-text", Static).update(deals_text(account))
+        elif pane == "details":
+            self.query_one("#details-text", Static).update(details_text(account))
+
+    @on(TabbedContent.TabActivated)
+    async def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id is not None:
+            await self._build_pane(event.pane.id)
 
     # Loading -------------------------------------------------------------------------
 
@@ -319,10 +391,9 @@ class AccountScreen(Screen[None]):
         else:
             timeline.reload()
         self._show_filter()
-        self._show_owed(account)
-        self._show_payments(account, now)
-        self.query_one("#deals-text", Static).update(deals_text(account))
-        self.query_one("#details-text", Static).update(details_text(account))
+        for pane in TABS[1:]:
+            if self._pane_built(pane):
+                self._fill_pane(pane, account, now)
 
     def _show_owed(self, account: AccountView) -> None:
         self.query_one("#owed-totals", Static).update(owed_totals(account))
@@ -383,9 +454,10 @@ class AccountScreen(Screen[None]):
         """Read the account again."""
         self.reload()
 
-    def action_tab(self, pane: str) -> None:
+    async def action_tab(self, pane: str) -> None:
         """Show the tab ``pane`` and focus what it holds."""
         self.query_one(TabbedContent).active = pane
+        await self._build_pane(pane)
         focus = {
             "timeline": "#account-timeline",
             "owed": "#invoices",
@@ -404,7 +476,8 @@ class AccountScreen(Screen[None]):
         self._cycle(-1)
 
     def _cycle(self, step: int) -> None:
-        self.action_tab("timeline")
+        self.query_one(TabbedContent).active = "timeline"
+        self.query_one("#account-timeline").focus()
         self.query_one(Timeline).cycle_filter(step)
         self._show_filter()
 
