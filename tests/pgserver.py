@@ -127,10 +127,17 @@ def _stop_all() -> None:
 class PostgresServer:
     """A throwaway PostgreSQL cluster in a fresh temp dir, listening on 127.0.0.1:``port``."""
 
-    def __init__(self, *, start_timeout: int = _START_TIMEOUT) -> None:
+    def __init__(
+        self, *, start_timeout: int = _START_TIMEOUT, max_connections: int = 50,
+        durable: bool = False,
+    ) -> None:  # fmt: skip
+        """``durable`` keeps PostgreSQL's crash-safe defaults (fsync, synchronous commit) for
+        benchmarks; tests run without them."""
         self.port: int | None = None
         self.base_dir: Path | None = None
         self.start_timeout = start_timeout
+        self.max_connections = max_connections
+        self.durable = durable
         self._running = False
 
     # -- paths -------------------------------------------------------------
@@ -189,18 +196,23 @@ class PostgresServer:
 
     def _configure(self) -> None:
         conf = self.data_dir / "postgresql.conf"
+        settings = [
+            "listen_addresses = '127.0.0.1'",
+            f"unix_socket_directories = '{self.base_dir}'",
+            f"max_connections = {self.max_connections}",
+            "logging_collector = off",
+        ]
+        if self.durable:  # PostgreSQL's defaults, as a real server runs
+            settings.append("shared_buffers = 128MB")
+        else:  # a throwaway server for tests: nothing needs to survive a crash
+            settings += [
+                "fsync = off",
+                "synchronous_commit = off",
+                "full_page_writes = off",
+                "shared_buffers = 32MB",
+            ]
         with conf.open("a") as fh:  # file stays owned by postgres
-            fh.write(
-                "\n# --- added by tests/pgserver.py ---\n"
-                "listen_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{self.base_dir}'\n"
-                "fsync = off\n"
-                "synchronous_commit = off\n"
-                "full_page_writes = off\n"
-                "max_connections = 50\n"
-                "shared_buffers = 32MB\n"
-                "logging_collector = off\n"
-            )
+            fh.write("\n# --- added by tests/pgserver.py ---\n" + "\n".join(settings) + "\n")
         # Only local socket and 127.0.0.1, both trusted.
         (self.data_dir / "pg_hba.conf").write_text(
             "local all all trust\nhost all all 127.0.0.1/32 trust\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
 from collect_tui import clock
 from collect_tui.app import CollectApp
@@ -203,3 +203,62 @@ async def test_queue_refreshes_when_another_agent_changes_the_data(seeded: Datab
                 debtor = session.get(Debtor, top.debtor_id)
                 assert debtor is not None
                 debtor.assigned_agent_id = previous_agent
+
+
+async def test_a_filter_shown_again_appears_at_once_then_is_revalidated(seeded: Database) -> None:
+    agent = get_agent(seeded, "alice")
+    bucket = QueueFilter(bucket="31-60")
+    app = CollectApp(seeded, agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+        screen.apply_filter(bucket)
+        await _settle(app, pilot)
+        first = [row.debtor_id for row in screen.rows]
+        assert len(first) >= 2
+        screen.apply_filter(QueueFilter(promise_due=True))
+        await _settle(app, pilot)
+        with seeded.session() as session:  # meanwhile the top of that bucket moves away
+            debtor = session.get(Debtor, first[0])
+            assert debtor is not None
+            previous_agent = debtor.assigned_agent_id
+            debtor.assigned_agent_id = None
+        try:
+            screen.apply_filter(bucket)
+            # Shown at once, before any worker ran: the window last seen for this filter.
+            assert screen.shown_generation == screen._generation
+            assert [row.debtor_id for row in screen.rows] == first
+            await _settle(app, pilot)
+            # Then revalidated: the account that moved away is gone.
+            fresh = queue_page(seeded, agent, queue_filter=bucket, limit=PAGE_SIZE, now=FIXED_NOW)
+            assert [row.debtor_id for row in screen.rows] == [row.debtor_id for row in fresh]
+            assert first[0] not in {row.debtor_id for row in screen.rows}
+            table = screen.query_one(QueueTable)
+            assert table.row_count == len(fresh)
+        finally:
+            with seeded.session() as session:
+                debtor = session.get(Debtor, first[0])
+                assert debtor is not None
+                debtor.assigned_agent_id = previous_agent
+
+
+async def test_queue_cells_render_as_the_general_data_table_would(seeded: Database) -> None:
+    """The table's fast cell rendering gives the very segments of DataTable's own."""
+    app = CollectApp(seeded, get_agent(seeded, "alice"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        table = app.screen.query_one(QueueTable)
+        assert any(row.blocked for row in app.screen.rows[:20])  # dim rows are covered
+        for row_index in range(20):
+            row_style = table._get_row_style(row_index, table.rich_style)
+            for column_index, column in enumerate(table.ordered_columns):
+                width = column.get_render_width(table)
+                for cursor in (False, True):
+                    table._cell_render_cache.clear()
+                    fast = table._render_cell(row_index, column_index, row_style, width, cursor)
+                    table._cell_render_cache.clear()
+                    general = DataTable._render_cell(
+                        table, row_index, column_index, row_style, width, cursor
+                    )
+                    assert fast == general, (row_index, column_index, cursor)

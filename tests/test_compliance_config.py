@@ -185,8 +185,8 @@ def test_contactable_now_uses_the_installed_rules(sqlite_db: object) -> None:
         s.add(Debtor(name="A", country="US", region="NY", time_zone="America/New_York"))
     ten_am_ny = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
     forget_jurisdictions(db)
-    assert open_jurisdictions(db, ten_am_ny) == [("US", "NY", "America/New_York")]
+    assert open_jurisdictions(db, ten_am_ny) == (("US", "NY", "America/New_York"),)
     install(parse_config('[rules.US]\nwindow = { start = "11:00", end = "17:00" }\n', "r.toml"))
-    assert open_jurisdictions(db, ten_am_ny) == []
+    assert open_jurisdictions(db, ten_am_ny) == ()
     install(parse_config('[rules.US-NY]\nno_contact_days = ["Monday"]\n', "r.toml"))
-    assert open_jurisdictions(db, ten_am_ny) == []  # 2 March 2026 is a Monday
+    assert open_jurisdictions(db, ten_am_ny) == ()  # 2 March 2026 is a Monday

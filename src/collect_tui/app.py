@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import time
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import platformdirs
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from collect_tui import clock
+from collect_tui.screens.account import AccountScreen
 from collect_tui.screens.queue import QueueScreen
 from collect_tui.screens.supervisor import SupervisorScreen, refusal
 from collect_tui.services.agents import AgentInfo
 from collect_tui.services.cadence import run_cadence
+from collect_tui.services.claims import new_session_id, release_claims, renew_claims
 from collect_tui.services.database import Database
 from collect_tui.services.scoring import rescore_needed, rescore_portfolio
+from collect_tui.services.workspace import latest_change
 
 
 def keymap_path() -> Path:
@@ -43,6 +48,10 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], str | None]:
     return dict(table), None
 
 
+CLAIM_RENEW_SECONDS = 60.0
+ACCOUNT_POLL_SECONDS = 5.0  # how often the open account checks for others' changes
+
+
 class CollectApp(App[None]):
     """The collections workstation."""
 
@@ -58,6 +67,8 @@ class CollectApp(App[None]):
         self.db = db
         self.agent = agent
         self.keymap_file = keymap_file
+        self.session_id = new_session_id()  # the claims `n` takes belong to this run
+        self.last_input = time.monotonic()
 
     def on_mount(self) -> None:
         keymap, problem = load_keymap(self.keymap_file)
@@ -70,6 +81,57 @@ class CollectApp(App[None]):
         else:
             self.push_screen(QueueScreen(self.db, self.agent))
         self._daily_rescore()
+        self.set_interval(CLAIM_RENEW_SECONDS, self._renew_claims)
+        self.set_interval(ACCOUNT_POLL_SECONDS, self._watch_account)
+
+    async def on_event(self, event: events.Event) -> None:
+        """Note when the agent last pressed a key or clicked: idle agents lose their claim."""
+        if isinstance(event, events.Key | events.MouseDown):
+            self.last_input = time.monotonic()
+        await super().on_event(event)
+
+    @work(thread=True, exclusive=True, group="claims")
+    def _renew_claims(self) -> None:
+        """Keep the account the agent is working while they are active; let it lapse if idle."""
+        if time.monotonic() - self.last_input > CLAIM_RENEW_SECONDS:
+            return
+        try:
+            renew_claims(self.db, self.agent, session_id=self.session_id, now=clock.now())
+        except Exception as exc:  # a lapsed claim is not an error the agent must act on
+            self.log.warning(f"renewing claims failed: {type(exc).__name__}")
+
+    @work(thread=True, exclusive=True, group="account-watch")
+    def _watch_account(self) -> None:
+        """Reload the open account when someone else (a sync, a supervisor, another
+        session) changed it, and say who; the agent's own saves reload it themselves."""
+        screen = self.screen
+        if not isinstance(screen, AccountScreen) or screen.account is None:
+            return
+        account = screen.account
+        shown = (account.version, account.freshness.debtor_synced_at)
+        try:
+            change = latest_change(self.db, screen.debtor_id)
+        except Exception:  # polling again in a few seconds is the remedy
+            return
+        if change is None or (change.version, change.synced_at) == shown:
+            return
+        if screen.account is not account:  # reloaded meanwhile
+            return
+        self.call_from_thread(screen.reload)
+        if change.version != account.version and change.actor != self.agent.name:
+            self.call_from_thread(
+                self.notify,
+                f"This account was changed by {change.actor or 'someone else'}; reloaded.",
+                title="Updated",
+                timeout=5,
+            )
+
+    def on_unmount(self) -> None:
+        """Quitting hands the account back at once instead of when the claim lapses."""
+        try:
+            release_claims(self.db, session_id=self.session_id)
+        except Exception as exc:
+            self.log.warning(f"releasing claims failed: {type(exc).__name__}")
 
     def action_sync_screen(self) -> None:
         """The accounting sync screen (F6, or "Sync" in the command palette)."""
@@ -99,18 +161,25 @@ class CollectApp(App[None]):
 
     @work(thread=True, exclusive=True, group="daily-rescore")
     def _daily_rescore(self) -> None:
-        """The first start of a day refreshes every score (after the first paint)."""
+        """The first start of a day refreshes every score (after the first paint), shows
+        them, then turns the collection rule's due steps into tasks (rescoring the accounts
+        they touch), which takes longer on a big portfolio."""
         try:
             if not rescore_needed(self.db):
                 return
             self.call_from_thread(self.notify, "Refreshing priorities for today...", timeout=3)
-            run_cadence(self.db, deliver=False, rescore=False)  # due steps become tasks
             rescore_portfolio(self.db)
+            self._refresh_queue_screen()
+            run_cadence(self.db, deliver=False)  # due steps become tasks, rescored
         except Exception as exc:
             self.call_from_thread(
                 self.notify, f"Daily rescore failed: {exc}", severity="error", timeout=10
             )
             return
+        self._refresh_queue_screen()
+
+    def _refresh_queue_screen(self) -> None:
+        """Reload the queue if it is on screen (from a worker thread)."""
         screen = self.screen
         if isinstance(screen, QueueScreen):
             self.call_from_thread(screen.action_refresh_queue)

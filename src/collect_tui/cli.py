@@ -842,8 +842,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``collect-tui`` console script."""
+    from collect_tui.logsafe import configure_logging, register_url_password
+
+    configure_logging()  # every log record masked: no secrets, no debtor phones or e-mails
     parser = build_parser()
     args = parser.parse_args(argv)
+    register_url_password(getattr(args, "db", None))
     try:
         _install_rules(args)
         if args.command is None:
@@ -856,7 +860,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _open_app(args.db, args.agent or _default_agent())
         return COMMANDS[args.command](args)
     except (StorageError, CommandError) as exc:
-        print(f"collect-tui: error: {exc}", file=sys.stderr)
+        from collect_tui.logsafe import redact_secrets
+
+        print(f"collect-tui: error: {redact_secrets(str(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:
         from collect_tui.storage.engine import describe_db_error, is_driver_error, resolve_db_url

@@ -471,3 +471,20 @@ def test_grouped_pages_commit_together_with_the_last_cursor(
     assert result.status == "ok"
     again = [e for (e,) in _rows(db, select(Invoice.external_id))]
     assert len(again) == len(set(again)) and set(again) == set(sandbox.invoice_ids())
+
+
+def test_a_run_with_nothing_new_rewrites_no_account_but_every_account_is_fresh(
+    db: Database, sandbox: SandboxServer, make_connector: MakeConnector
+) -> None:
+    """A complete pull stamps the source once; rewriting every account on each run locked
+    the whole portfolio against agents' saves."""
+    connector = make_connector(sandbox, page_size=50)
+    assert _engine(db, connector).run().status == "ok"
+    rows_before = _rows(db, select(Debtor.id, Debtor.version, Debtor.last_synced_at))
+    later = NOW + timedelta(minutes=5)
+    again = _engine(db, connector, now=lambda: later).run()
+    assert again.status == "ok" and again.stats.pulled == 0
+    assert _rows(db, select(Debtor.id, Debtor.version, Debtor.last_synced_at)) == rows_before
+    debtor_id = rows_before[0][0]
+    account = load_account(db, _supervisor(db), debtor_id, now=later)
+    assert account.freshness.debtor_synced_at == later

@@ -20,13 +20,13 @@ from collect_tui.screens.account import AccountScreen
 from collect_tui.screens.help import HelpScreen
 from collect_tui.screens.queue_filters import QueueFilterScreen
 from collect_tui.services.agents import AgentInfo
+from collect_tui.services.claims import claim_holder, claim_next, release_claims
 from collect_tui.services.database import Database
 from collect_tui.services.queue import (
     QueueFilter,
     QueueRow,
     QueueSummary,
     due_callbacks,
-    next_account,
     queue_marker,
     queue_page,
     queue_summary,
@@ -37,6 +37,7 @@ PAGE_SIZE = 50
 PREFETCH_MARGIN = 20  # rows before the end at which the next page is fetched
 POLL_SECONDS = 10.0  # how often the queue checks whether its data changed underneath
 SEARCH_DEBOUNCE = 0.15
+CACHED_FILTERS = 16  # first windows kept to show a filter again at once (then revalidated)
 
 
 def _count(number: int, noun: str) -> str:
@@ -120,6 +121,9 @@ class QueueScreen(Screen[None]):
         self.shown_generation = 0  # the reload whose rows are on screen
         self._marker: tuple[object, ...] | None = None
         self._search_timer: Timer | None = None
+        # The first window last shown for each filter (searches excepted): a filter shown
+        # again appears at once from here while the worker fetches it afresh.
+        self._windows: dict[QueueFilter, tuple[list[QueueRow], bool]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -145,9 +149,16 @@ class QueueScreen(Screen[None]):
         """Reload the queue from the top, keeping the cursor on ``keep_debtor`` if given.
 
         ``counts=False`` (a filter change) keeps the summary line: it does not depend on
-        the filter, and skipping its aggregates keeps filtering fast.
+        the filter, and skipping its aggregates keeps filtering fast; a filter shown before
+        appears at once from the last window shown for it, then is revalidated.
         """
         self._generation += 1
+        cached = None if counts else self._windows.get(self.queue_filter)
+        if cached is not None:
+            rows, more = cached
+            self._show_window(self._generation, self.queue_filter, list(rows), more, None,
+                              self._marker, keep_debtor)  # fmt: skip
+            self._loading = True  # until the fresh window arrives
         self._load_window(self._generation, self.queue_filter, keep_debtor, minimum, counts)
 
     @work(thread=True, exclusive=True, group="queue-window")
@@ -172,8 +183,8 @@ class QueueScreen(Screen[None]):
         pinned_ids = {row.debtor_id for row in pinned}
         rows = pinned + [row for row in rows if row.debtor_id not in pinned_ids]
         self.app.call_from_thread(
-            self._show_window, generation, rows, len(rows) - len(pinned) >= limit, summary, marker,
-            keep_debtor,
+            self._show_window, generation, queue_filter, rows, len(rows) - len(pinned) >= limit,
+            summary, marker, keep_debtor,
         )  # fmt: skip
 
     def _show_error(self, message: str) -> None:
@@ -183,6 +194,7 @@ class QueueScreen(Screen[None]):
     def _show_window(
         self,
         generation: int,
+        queue_filter: QueueFilter,
         rows: list[QueueRow],
         more: bool,
         summary: QueueSummary | None,
@@ -191,11 +203,20 @@ class QueueScreen(Screen[None]):
     ) -> None:
         if generation != self._generation:
             return
+        if not queue_filter.search:
+            self._windows.pop(queue_filter, None)
+            self._windows[queue_filter] = (rows[:PAGE_SIZE], more or len(rows) > PAGE_SIZE)
+            while len(self._windows) > CACHED_FILTERS:
+                del self._windows[next(iter(self._windows))]
         table = self.query_one(QueueTable)
         old_row = table.cursor_row
-        table.clear()
-        self.rows = rows
-        table.append_rows(rows)
+        if generation != self.shown_generation or rows != self.rows:  # else: cache confirmed
+            if generation == self.shown_generation and keep_debtor is None:
+                selected = self.selected_row()  # the cache was stale: keep the agent's place
+                keep_debtor = selected.debtor_id if selected else None
+            table.clear()
+            self.rows = rows
+            table.append_rows(rows)
         self._exhausted = not more
         self._loading = False
         self._marker = marker
@@ -279,6 +300,7 @@ class QueueScreen(Screen[None]):
 
     def action_refresh_queue(self) -> None:
         """Reload, keeping the cursor on the same account."""
+        self._windows.clear()  # the data changed (or may have): no window is current
         row = self.selected_row()
         self.reload(keep_debtor=row.debtor_id if row else None, minimum=len(self.rows))
 
@@ -329,11 +351,15 @@ class QueueScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="queue-next")
     def _find_next(self) -> None:
         try:
-            row = next_account(self.db, self.agent, now=clock.now())
+            claimed = claim_next(self.db, self.agent, session_id=self.session_id, now=clock.now())
         except Exception as exc:
             self.app.call_from_thread(self._show_error, str(exc))
             return
-        self.app.call_from_thread(self._go_to_next, row)
+        self.app.call_from_thread(self._go_to_next, claimed.row if claimed else None)
+        if claimed is not None and claimed.from_pool:
+            self.app.call_from_thread(
+                self.notify, "Taken from the pool: it is now in your queue.", title="Next"
+            )
 
     def _go_to_next(self, row: QueueRow | None) -> None:
         if row is None:
@@ -384,10 +410,48 @@ class QueueScreen(Screen[None]):
 
     def on_queue_screen_account_chosen(self, event: QueueScreen.AccountChosen) -> None:
         """Open the chosen account; back on the queue, refresh it keeping the cursor."""
+        self._warn_if_claimed(event.debtor_id)
         self.app.push_screen(
             AccountScreen(self.db, self.agent, event.debtor_id),
-            lambda _result: self.action_refresh_queue(),
+            lambda _result: self._back_from_account(),
         )
+
+    @work(thread=True, group="queue-claims")
+    def _warn_if_claimed(self, debtor_id: int) -> None:
+        """Say so when another session is working the account just opened."""
+        try:
+            holder = claim_holder(self.db, debtor_id, now=clock.now())
+        except Exception:  # only a courtesy: opening the account goes on regardless
+            return
+        if holder is None or holder.session_id == self.session_id:
+            return
+        who = "You have" if holder.agent_id == self.agent.id else "Another agent has"
+        self.app.call_from_thread(
+            self.notify,
+            f"{who} this account open in another session (until "
+            f"{holder.expires_at.astimezone().strftime('%H:%M')} unless renewed). Saves are "
+            "checked: a change made there is never overwritten.",
+            title="Claimed",
+            severity="warning",
+            timeout=6,
+        )
+
+    def _back_from_account(self) -> None:
+        self._release_claims()
+        self.action_refresh_queue()
+
+    @work(thread=True, group="queue-claims")
+    def _release_claims(self) -> None:
+        """Leaving the account hands it back: other sessions' `n` may take it again."""
+        try:
+            release_claims(self.db, session_id=self.session_id)
+        except Exception as exc:  # the claim lapses by itself; say so, do not crash
+            self.app.call_from_thread(self._show_error, f"releasing the account: {exc}")
+
+    @property
+    def session_id(self) -> str:
+        """This app's claim session (one per running app: SSH login, browser tab)."""
+        return getattr(self.app, "session_id", f"screen-{id(self)}")
 
     def on_data_table_row_highlighted(self, event: QueueTable.RowHighlighted) -> None:
         table = self.query_one(QueueTable)

@@ -208,7 +208,7 @@ class SyncScreen(Screen[None]):
             self.app.call_from_thread(self._progress, f"Syncing: {label} {done:,}{of}")
 
         try:
-            result = run_sync(self.db, progress=progress)
+            result = run_sync(self.db, progress=progress, caller=self.agent)
         except Exception as exc:
             self.app.call_from_thread(self._finished, f"Sync failed: {exc}", "error")
             return
@@ -241,7 +241,7 @@ class SyncScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="sync-retry")
     def _retry(self) -> None:
         try:
-            count = retry_failed(self.db, clock.now())
+            count = retry_failed(self.db, clock.now(), caller=self.agent)
         except Exception as exc:
             self.app.call_from_thread(self._error, str(exc))
             return

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from collect_tui.services.database import Database
 from collect_tui.storage.models import Agent
@@ -15,6 +16,10 @@ ROLES = ("agent", "supervisor", "admin")
 
 class UnknownAgentError(LookupError):
     """No active agent by that name."""
+
+
+class SignInRevoked(PermissionError):
+    """The signed-in person was deactivated (or removed) since they signed in."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,25 @@ class AgentInfo:
     def is_supervisor(self) -> bool:
         """Supervisors and admins may see and change every account."""
         return self.role in ("supervisor", "admin")
+
+
+def current_role(session: Session, agent: AgentInfo) -> str:
+    """The role ``agent`` holds now in the database, not the one they signed in with.
+
+    Permission checks use it so that a demotion or deactivation takes effect at once;
+    raises :class:`SignInRevoked` for an agent who is no longer active.
+    """
+    row = session.execute(
+        select(Agent.role, Agent.active).where(Agent.id == agent.id, Agent.name == agent.name)
+    ).first()
+    if row is None or not row.active:
+        raise SignInRevoked(f"{agent.name} is no longer an active agent; sign in again")
+    return str(row.role)
+
+
+def is_supervisor_now(session: Session, agent: AgentInfo) -> bool:
+    """True when ``agent`` is a supervisor or an admin according to the database."""
+    return current_role(session, agent) in ("supervisor", "admin")
 
 
 def _info(agent: Agent) -> AgentInfo:

@@ -2,6 +2,11 @@
 
 :func:`record` is the only way code writes audit rows; it runs in the caller's session,
 so the audit row commits or rolls back with the change it describes.
+
+The log is append-only. Through the app, any UPDATE, DELETE or TRUNCATE of ``audit_log``
+(ORM unit of work, ORM bulk, Core or raw SQL) raises :class:`AuditLogImmutable` (the
+guards live in :mod:`collect_tui.storage.engine`); in the database itself, triggers
+(migration 0006) refuse the same on SQLite and PostgreSQL, whoever connects.
 """
 
 from __future__ import annotations
@@ -15,9 +20,19 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from collect_tui.services.agents import AgentInfo
+from collect_tui.storage.engine import AuditLogImmutable
 from collect_tui.storage.models import AuditEntry
 
 SYSTEM_ACTOR = "system"
+
+__all__ = [
+    "SYSTEM_ACTOR",
+    "AuditLogImmutable",
+    "actor_name",
+    "record",
+    "snapshot",
+    "to_jsonable",
+]
 
 
 def to_jsonable(value: Any) -> Any:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 from typing import Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from collect_tui.domain.compliance import (
@@ -155,11 +157,15 @@ def outbound_decision_for(
     at: datetime,
     *,
     invoice_ids: Collection[int] | None = None,
+    subject: ContactSubject | None = None,
 ) -> Decision:
-    """The compliance decision on an outbound ``channel`` contact with ``debtor`` at ``at``."""
+    """The compliance decision on an outbound ``channel`` contact with ``debtor`` at ``at``.
+
+    ``subject`` is :func:`subject_for` the same debtor and invoices, if already read.
+    """
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
-    subject = subject_for(session, debtor, invoice_ids)
+    subject = subject or subject_for(session, debtor, invoice_ids)
     history = call_history(session, debtor.id, at) if channel in ("call", "sms") else []
     return outbound_decision(
         subject,
@@ -180,25 +186,31 @@ def check_outbound(
     at: datetime,
     *,
     invoice_ids: Collection[int] | None = None,
+    subject: ContactSubject | None = None,
 ) -> Decision:
     """Refuse (:class:`ComplianceBlocked`) an outbound contact the rules block.
 
     Returns the allowing decision (its ``warnings``, e.g. a time-barred debt, are for
     the agent). Inbound contacts need no check: do not call this for them.
     """
-    decision = outbound_decision_for(session, debtor, channel, address, at, invoice_ids=invoice_ids)
+    decision = outbound_decision_for(
+        session, debtor, channel, address, at, invoice_ids=invoice_ids, subject=subject
+    )
     if not decision.allowed:
         raise ComplianceBlocked(decision, channel)
     return decision
 
 
-def contact_block(session: Session, debtor: Debtor, now: datetime) -> tuple[datetime | None, str]:
+def contact_block(
+    session: Session, debtor: Debtor, now: datetime, subject: ContactSubject | None = None
+) -> tuple[datetime | None, str]:
     """Until when the account may not be called whatever the hour, and why.
 
     The call-frequency cap and account-wide collection holds (the contact window and
     the flags are checked by the queue itself). ``(None, "")`` when nothing blocks.
+    ``subject`` is :func:`subject_for` the debtor (all invoices), if already read.
     """
-    subject = subject_for(session, debtor)
+    subject = subject or subject_for(session, debtor)
     zone = subject.zone
     until: datetime | None = None
     reason = ""
@@ -218,12 +230,75 @@ def contact_block(session: Session, debtor: Debtor, now: datetime) -> tuple[date
     return until, reason[:REASON_LIMIT]
 
 
-def refresh_contact_block(session: Session, debtor: Debtor, now: datetime) -> None:
+def refresh_contact_block(
+    session: Session, debtor: Debtor, now: datetime, subject: ContactSubject | None = None
+) -> None:
     """Store :func:`contact_block` in the debtor's cache columns (after a logged contact)."""
     session.flush()
-    until, reason = contact_block(session, debtor, now)
+    until, reason = contact_block(session, debtor, now, subject)
     if debtor.contact_blocked_until != until:
         debtor.contact_blocked_until = until
     new_reason = reason or None
     if debtor.contact_block_reason != new_reason:
         debtor.contact_block_reason = new_reason
+
+
+def block_recently_called(conn: Connection, now: datetime) -> int:
+    """Set the call-cap block of every debtor whose recent calls forbid a call at ``now``.
+
+    Set-based, for bulk loads (the seed) that write contacts without going through
+    :func:`refresh_contact_block`: one read of the last :data:`HISTORY_DAYS` days of
+    calls and texts, the rules run per debtor in memory, one batched UPDATE. Returns how
+    many accounts are blocked.
+    """
+    config = compliance_config.active()
+    rows = conn.execute(
+        select(
+            Contact.debtor_id, Contact.started_at, Contact.conversation, Contact.direction,
+            Contact.disposition, Contact.channel, Debtor.country, Debtor.region,
+            Debtor.time_zone,
+        )
+        .join(Debtor, Debtor.id == Contact.debtor_id)
+        .where(
+            Contact.channel.in_(("call", "sms")),
+            Contact.started_at >= now - timedelta(days=HISTORY_DAYS),
+            Contact.started_at <= now,
+        )
+        .order_by(Contact.debtor_id)
+    )  # fmt: skip
+    blocks = []
+    for debtor_id, group in groupby(rows, key=itemgetter(0)):
+        calls = list(group)
+        _, _, _, _, _, _, country, region, zone = calls[0]
+        history = [
+            CallEvent(
+                at=started if started.tzinfo else started.replace(tzinfo=UTC),
+                conversation=bool(conversation),
+                direction="inbound" if direction == "inbound" else "outbound",
+                voicemail=disposition == "left_message",
+                wrong_number=disposition == "wrong_number",
+                medium=cast(Literal["call", "sms"], channel),
+            )
+            for _, started, conversation, direction, disposition, channel, *_ in calls
+        ]
+        rules = config.rules_for(country or "US", region)
+        decision = call_frequency_decision(history, now, rules.call_frequency, tz=zone_or_utc(zone))
+        if not decision.allowed:
+            blocks.append(
+                {
+                    "b_id": debtor_id,
+                    "until": decision.next_allowed_at or FOREVER,
+                    "reason": decision.reason[:REASON_LIMIT],
+                }
+            )
+    debtors = Debtor.__table__
+    for start in range(0, len(blocks), 5000):
+        conn.execute(
+            update(debtors)
+            .where(debtors.c.id == bindparam("b_id"))
+            .values(
+                contact_blocked_until=bindparam("until"), contact_block_reason=bindparam("reason")
+            ),
+            blocks[start : start + 5000],
+        )
+    return len(blocks)

@@ -50,11 +50,28 @@ def forget_jurisdictions(db: Database) -> None:
         _cache.pop(id(db.engine), None)
 
 
-def open_jurisdictions(db: Database, now: datetime) -> list[Jurisdiction]:
-    """The jurisdictions whose contact window is open at ``now`` (installed rules file)."""
+_open_cache: dict[
+    tuple[int, datetime], tuple[object, list[Jurisdiction], tuple[Jurisdiction, ...]]
+] = {}
+
+
+def open_jurisdictions(db: Database, now: datetime) -> tuple[Jurisdiction, ...]:
+    """The jurisdictions whose contact window is open at ``now`` (installed rules file).
+
+    Windows are set in whole minutes, so the answer is kept for the minute of ``now``
+    (and for the same rules and the same jurisdictions in use): every ``n`` of a busy
+    team asks this, and it runs the rules once per jurisdiction.
+    """
     config = compliance_config.active()
+    in_use = jurisdictions_in_use(db)
+    minute = now.replace(second=0, microsecond=0)
+    key = (id(db.engine), minute)
+    with _lock:
+        cached = _open_cache.get(key)
+    if cached is not None and cached[0] is config and cached[1] is in_use:
+        return cached[2]
     result = []
-    for country, region, zone in jurisdictions_in_use(db):
+    for country, region, zone in in_use:
         rules = config.rules_for(country, region)
         decision = contact_window_decision(
             now,
@@ -66,4 +83,9 @@ def open_jurisdictions(db: Database, now: datetime) -> list[Jurisdiction]:
         )
         if decision.allowed:
             result.append((country, region, zone))
-    return result
+    found = tuple(result)
+    with _lock:
+        if len(_open_cache) > 256:
+            _open_cache.clear()
+        _open_cache[key] = (config, in_use, found)  # references keep the identities valid
+    return found

@@ -53,13 +53,15 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(db: str | None = None, *, migrate: bool = True) -> Database:
+def open_database(
+    db: str | None = None, *, migrate: bool = True, pool_size: int | None = None
+) -> Database:
     """Open ``db`` (or ``$COLLECT_TUI_DB``, or the embedded default) with a current schema.
 
     An empty database is migrated on first use; an outdated or newer one is refused with
     a clear :class:`StorageError`.
     """
-    engine = make_engine(resolve_db_url(db))
+    engine = make_engine(resolve_db_url(db), pool_size=pool_size)
     try:
         if migrate:
             ensure_schema(engine)

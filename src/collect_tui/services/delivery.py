@@ -32,6 +32,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNot
 from jinja2.sandbox import SandboxedEnvironment
 
 from collect_tui.domain.money import format_money
+from collect_tui.logsafe import redact_secrets
 
 if TYPE_CHECKING:
     from collect_tui.domain.cadence import CadenceStep
@@ -227,7 +228,9 @@ class SmtpEmailSender:
                     server.login(s.username, s.password or "")
                 server.send_message(email)
         except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(f"SMTP {s.host}:{s.port}: {exc}") from exc
+            raise DeliveryError(
+                redact_secrets(f"SMTP {s.host}:{s.port}: {exc}", [s.password])
+            ) from exc
         return str(email["Message-ID"])
 
 
@@ -300,10 +303,16 @@ class HttpSmsProvider:
         try:
             response = self.client.post(self.url, json=payload, headers=headers)
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"SMS provider {self.url}: {exc}") from exc
+            raise DeliveryError(
+                redact_secrets(f"SMS provider {self.url}: {exc}", [self.token])
+            ) from exc
         if response.status_code >= 300:
             raise DeliveryError(
-                f"SMS provider {self.url} answered {response.status_code}: {response.text[:200]}"
+                redact_secrets(
+                    f"SMS provider {self.url} answered {response.status_code}: "
+                    f"{response.text[:200]}",
+                    [self.token],
+                )
             )
         try:
             data = response.json()

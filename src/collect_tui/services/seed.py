@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine
 
+from collect_tui.services.compliance import block_recently_called
 from collect_tui.services.scoring import record_rescore_day
 from collect_tui.storage.bulk import bulk_insert, next_ids, reset_sequences, sql_timestamp
 from collect_tui.storage.scoring import rescore
@@ -452,6 +453,8 @@ def seed_portfolio(
                 else:
                     _write_parts_in_process(conn, plan, stats, progress)
                 reset_sequences(conn, SEED_TABLES)
+                # The generated calls are relative to ``today``: block as of its time of day.
+                block_recently_called(conn, datetime.combine(today, now.time(), UTC))
                 rescore(conn, today=today, now=now.replace(tzinfo=UTC))
                 record_rescore_day(conn, today)
         finally:

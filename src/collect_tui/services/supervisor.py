@@ -52,12 +52,13 @@ from collect_tui.domain.rebalance import (
     estimate_workload,
     plan_rebalance,
 )
-from collect_tui.services.agents import AgentInfo
+from collect_tui.services.agents import AgentInfo, SignInRevoked, is_supervisor_now
 from collect_tui.services.audit import record
 from collect_tui.services.database import Database
 from collect_tui.storage.models import (
     Agent,
     Assignment,
+    Claim,
     Contact,
     Debtor,
     Invoice,
@@ -91,11 +92,19 @@ class StaleSettlementError(SupervisorError):
     """The settlement changed since the supervisor opened it."""
 
 
-def _require_supervisor(caller: AgentInfo, what: str) -> None:
+def _require_supervisor(db: Database, caller: AgentInfo, what: str) -> None:
+    """Refuse unless ``caller`` is a supervisor or admin now (per the database)."""
     if not caller.is_supervisor:
         raise NotSupervisor(
             f"Only supervisors can {what}; {caller.name} signed in as {caller.role}."
         )
+    with db.session() as session:
+        try:
+            supervisor = is_supervisor_now(session, caller)
+        except SignInRevoked as exc:
+            raise NotSupervisor(str(exc)) from None
+    if not supervisor:
+        raise NotSupervisor(f"Only supervisors can {what}; {caller.name} is no longer one.")
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -204,7 +213,7 @@ def workloads(
     """One row per agent (agents by name, then anyone else holding accounts or active
     today), then the unassigned pool, then the totals. "Today" is ``now``'s date in
     ``now``'s time zone."""
-    _require_supervisor(caller, "see every agent's workload")
+    _require_supervisor(db, caller, "see every agent's workload")
     now = _now(now)
     today = now.date()
     day_start = _day_start(today, now.tzinfo or UTC)
@@ -472,7 +481,7 @@ def reassign(
     capacity, and unknown account ids. ``today`` (default: UTC today) dates the aging
     bucket of ``match``.
     """
-    _require_supervisor(caller, "move accounts between agents")
+    _require_supervisor(db, caller, "move accounts between agents")
     if (debtor_ids is None) == (match is None):
         raise SupervisorError("give either the accounts to move or a filter, not both")
     reason = _check_reason(reason)
@@ -554,11 +563,13 @@ def reassign(
 # --------------------------------------------------------------------------- rebalance
 
 
-def _pinned_ids() -> Any:
-    """Debtors that keep their agent: a pending promise or installment, or an open callback."""
+def _pinned_ids(now: datetime) -> Any:
+    """Debtors that keep their agent: a pending promise or installment, an open callback,
+    or an agent working the account right now (a live claim)."""
     return union(
         select(Promise.debtor_id).where(Promise.status == "pending"),
         select(Task.debtor_id).where(Task.status == "open", Task.kind == "callback"),
+        select(Claim.debtor_id).where(Claim.expires_at > now),
     )
 
 
@@ -580,16 +591,19 @@ def preview_rebalance(
     tolerance: float = DEFAULT_TOLERANCE,
     today: date | None = None,
     rates: Mapping[str, Decimal] = DEFAULT_FX_TO_BASE,
+    now: datetime | None = None,
 ) -> RebalancePlan:
     """Plan a rebalance of ``measure`` (count, balance in the base currency, workload).
 
     ``agent_ids`` (default: every agent with the role "agent") take part; inactive ones
     and ``absent_agent_ids`` are absent: they keep only their pinned accounts.
     ``include_pool`` hands out the unassigned pool too. Nothing is written: show the plan,
-    then :func:`apply_rebalance` it. The accounts are read with one query.
+    then :func:`apply_rebalance` it. The accounts are read with one query. Accounts an
+    agent is working at ``now`` (a live claim) stay where they are.
     """
-    _require_supervisor(caller, "rebalance workloads")
-    today = today or datetime.now(UTC).date()
+    _require_supervisor(db, caller, "rebalance workloads")
+    now = _now(now)
+    today = today or now.astimezone(UTC).date()
     absent = set(absent_agent_ids)
     with db.session() as session:
         query = select(Agent.id, Agent.name, Agent.capacity, Agent.active).order_by(Agent.name)
@@ -621,7 +635,7 @@ def preview_rebalance(
                     cast(Debtor.open_balance * to_base, Float),
                     Debtor.open_invoices,
                     _days_late(db.dialect, today),
-                    type_coerce(Debtor.id.in_(_pinned_ids()), Boolean),
+                    type_coerce(Debtor.id.in_(_pinned_ids(now)), Boolean),
                 ).where(holder)
             )
             .all()
@@ -657,7 +671,7 @@ def apply_rebalance(
     longer with the agent it was planned to leave, a receiving agent became inactive, or
     a receiving agent would end above its capacity.
     """
-    _require_supervisor(caller, "rebalance workloads")
+    _require_supervisor(db, caller, "rebalance workloads")
     reason = _check_reason(reason)
     at = _now(now)
     if not plan.moves:
@@ -867,7 +881,7 @@ def pending_settlements(
     db: Database, caller: AgentInfo, *, now: datetime | None = None
 ) -> list[SettlementView]:
     """Settlements awaiting approval, oldest first, with their account context."""
-    _require_supervisor(caller, "see settlements awaiting approval")
+    _require_supervisor(db, caller, "see settlements awaiting approval")
     now = _now(now)
     with db.session() as session:
         rows = session.execute(
@@ -898,7 +912,7 @@ def decide_settlement(
     since, :class:`StaleSettlementError` is raised and nothing is written. A rejection
     needs a note. Writes an audit row.
     """
-    _require_supervisor(caller, "approve or reject settlements")
+    _require_supervisor(db, caller, "approve or reject settlements")
     note = note.strip()
     if not approve and not note:
         raise SupervisorError("say why the settlement is rejected (the agent will see it)")
@@ -1075,7 +1089,7 @@ def kpis(
       plus plans), kept/partially kept/broken promises due in the window;
     * today in ``zone``: contacts by hour, and per agent contacts per active hour.
     """
-    _require_supervisor(caller, "see the KPIs")
+    _require_supervisor(db, caller, "see the KPIs")
     return kpi_report(db, today=today, months=months, zone=zone, rates=rates)
 
 

@@ -6,12 +6,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from collect_tui.services.agents import AgentInfo, SignInRevoked, is_supervisor_now
 from collect_tui.services.database import Database
 from collect_tui.storage import sync_store as store
 from collect_tui.sync.config import ConfigError, SyncTarget, make_connector
 from collect_tui.sync.engine import Progress, SyncEngine, SyncResult, SyncStats
 
 TARGET_KEY = "sync.target"
+
+
+class SyncNotPermitted(PermissionError):
+    """Only supervisors and admins may run a sync or re-queue failed outcomes."""
+
+
+def _require_supervisor(db: Database, caller: AgentInfo | None, what: str) -> None:
+    """Refuse an agent; ``caller=None`` is the operator at the shell (the CLI)."""
+    if caller is None:
+        return
+    with db.session() as session:
+        try:
+            allowed = is_supervisor_now(session, caller)
+        except SignInRevoked as exc:
+            raise SyncNotPermitted(str(exc)) from None
+    if not allowed:
+        raise SyncNotPermitted(f"only a supervisor or an admin may {what}")
 
 
 @dataclass(frozen=True)
@@ -131,8 +149,9 @@ def save_target(db: Database, target: SyncTarget) -> None:
         store.set_setting(conn, TARGET_KEY, target.to_json())
 
 
-def retry_failed(db: Database, now: datetime) -> int:
-    """Queue every failed outcome again; returns how many."""
+def retry_failed(db: Database, now: datetime, *, caller: AgentInfo | None = None) -> int:
+    """Queue every failed outcome again; returns how many (supervisors and admins only)."""
+    _require_supervisor(db, caller, "retry failed outcomes")
     with db.engine.begin() as conn:
         return store.retry_failed_outbox(conn, now)
 
@@ -145,8 +164,13 @@ def run_sync(
     environ: Mapping[str, str] | None = None,
     page_size: int = 1000,
     timeout: float = 60.0,
+    caller: AgentInfo | None = None,
 ) -> SyncResult:
-    """One run (pull then push) against ``target`` (default: the saved one)."""
+    """One run (pull then push) against ``target`` (default: the saved one).
+
+    From the app pass the signed-in ``caller``: agents are refused (:class:`SyncNotPermitted`).
+    """
+    _require_supervisor(db, caller, "run a sync")
     target = target or saved_target(db)
     if target is None:
         raise ConfigError(
@@ -165,6 +189,7 @@ __all__ = [
     "QuarantineView",
     "RunView",
     "SyncOverview",
+    "SyncNotPermitted",
     "SyncResult",
     "SyncStats",
     "SyncTarget",

@@ -47,7 +47,7 @@ from collect_tui.domain.promises import (
 )
 from collect_tui.domain.zones import zone_or_utc
 from collect_tui.services import audit
-from collect_tui.services.agents import AgentInfo
+from collect_tui.services.agents import AgentInfo, SignInRevoked, is_supervisor_now
 from collect_tui.services.database import Database
 from collect_tui.storage.models import (
     Agent,
@@ -67,6 +67,7 @@ from collect_tui.storage.models import (
     Task,
 )
 from collect_tui.storage.scoring import rescore
+from collect_tui.storage.sync_store import account_synced_at, last_complete_pull
 
 T = TypeVar("T")
 
@@ -370,10 +371,14 @@ def check_access(session: Session, agent: AgentInfo, debtor_id: int) -> Debtor:
 
     Raises :class:`AccountNotFound` or :class:`AccessDenied`.
     """
+    try:
+        supervisor = is_supervisor_now(session, agent)  # the role now, not at sign-in
+    except SignInRevoked as exc:
+        raise AccessDenied(str(exc)) from None
     debtor = session.get(Debtor, debtor_id)
     if debtor is None:
         raise AccountNotFound(f"there is no account {debtor_id}")
-    if not agent.is_supervisor and debtor.assigned_agent_id != agent.id:
+    if not supervisor and debtor.assigned_agent_id != agent.id:
         raise AccessDenied(
             f"account {debtor_id} is not assigned to you; ask a supervisor to move it to you"
         )
@@ -444,6 +449,34 @@ def _claim(
     debtor.updated_at = now
     session.flush()  # a concurrent save that won the race makes this raise StaleDataError
     return debtor
+
+
+@dataclass(frozen=True)
+class LatestChange:
+    """What the open account screen polls: the account's version and last sync now, and
+    who made the last audited change."""
+
+    version: int
+    synced_at: datetime | None
+    actor: str | None
+
+
+def latest_change(db: Database, debtor_id: int) -> LatestChange | None:
+    """The account's version and last sync time now, and the actor of its last audited
+    change; None if there is no such account. Cheap enough to poll every few seconds."""
+    with db.session() as session:
+        current = session.execute(
+            select(Debtor.version, Debtor.last_synced_at).where(Debtor.id == debtor_id)
+        ).first()
+        if current is None:
+            return None
+        actor = session.scalar(
+            select(AuditEntry.actor)
+            .where(AuditEntry.debtor_id == debtor_id)
+            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+            .limit(1)
+        )
+    return LatestChange(current[0], current[1], actor)
 
 
 def _stale_edit(db: Database, debtor_id: int) -> StaleEdit:
@@ -681,7 +714,11 @@ def load_account(
             ),
             callbacks=callbacks,
             freshness=Freshness(
-                debtor_synced_at=debtor.last_synced_at,
+                debtor_synced_at=account_synced_at(
+                    debtor.last_synced_at,
+                    debtor.external_id,
+                    last_complete_pull(session.connection()),
+                ),
                 invoices_synced_at=invoices_synced_at,
                 unapplied_payments=int(unapplied_count),
                 unapplied_amount=to_money(Decimal(str(unapplied_sum))),
@@ -952,7 +989,12 @@ class _TimelineSource:
         synced = self.session.scalar(
             select(func.max(Invoice.synced_at)).where(Invoice.debtor_id == self.debtor.id)
         )
-        stamps = [s for s in (self.debtor.last_synced_at, synced) if s is not None]
+        own = account_synced_at(
+            self.debtor.last_synced_at,
+            self.debtor.external_id,
+            last_complete_pull(self.session.connection()),
+        )
+        stamps = [s for s in (own, synced) if s is not None]
         if not stamps:
             return []
         at = max(stamps)
@@ -1262,10 +1304,16 @@ def log_contact(
         raise ValidationFailed(errors)
 
     def change(session: Session, debtor: Debtor) -> int:
-        from collect_tui.services.compliance import check_outbound, refresh_contact_block
+        from collect_tui.services.compliance import (
+            check_outbound,
+            refresh_contact_block,
+            subject_for,
+        )
 
+        # Holds, disputes and do-not-contact marks: read once for the check and the block.
+        subject = subject_for(session, debtor)
         if direction == "outbound":  # inbound contacts are always loggable
-            check_outbound(session, debtor, channel, address, started)
+            check_outbound(session, debtor, channel, address, started, subject=subject)
         contact = Contact(
             debtor_id=debtor.id,
             agent_id=agent.id,
@@ -1280,7 +1328,7 @@ def log_contact(
         )
         session.add(contact)
         session.flush()
-        refresh_contact_block(session, debtor, now)
+        refresh_contact_block(session, debtor, now, subject)
         audit.record(
             session,
             agent,
@@ -1448,6 +1496,10 @@ def create_plan(
     now = _now(now)
 
     def change(session: Session, debtor: Debtor) -> int:
+        if contact_id is not None:
+            owner = session.scalar(select(Contact.debtor_id).where(Contact.id == contact_id))
+            if owner != debtor.id:
+                raise ValidationFailed([FieldError("contact_id", "not a contact of this account")])
         invoices = _open_invoices(session, debtor.id)
         plan_total, installments = _plan_installments(
             debtor,
@@ -1648,6 +1700,8 @@ def decide_settlement(
         raise AccessDenied("only a supervisor may approve or reject a settlement")
 
     def change(session: Session, debtor: Debtor) -> None:
+        if not is_supervisor_now(session, agent):  # demoted since signing in
+            raise AccessDenied("only a supervisor may approve or reject a settlement")
         row = session.get(Settlement, settlement_id)
         if row is None or row.debtor_id != debtor.id:
             raise ValidationFailed([FieldError("settlement_id", "no such settlement here")])
@@ -1957,6 +2011,7 @@ __all__ = [
     "TIMELINE_KINDS",
     "AccessDenied",
     "AccountNotFound",
+    "LatestChange",
     "AccountView",
     "Callback",
     "CallbackView",
@@ -1979,6 +2034,7 @@ __all__ = [
     "create_plan",
     "decide_settlement",
     "evaluate_promises",
+    "latest_change",
     "load_account",
     "load_timeline",
     "log_contact",

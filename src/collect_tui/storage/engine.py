@@ -8,6 +8,7 @@ never part of any message.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ import platformdirs
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from collect_tui.logsafe import redact_secrets
 
 DB_ENV_VAR = "COLLECT_TUI_DB"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
@@ -23,6 +26,53 @@ SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
 class StorageError(Exception):
     """A database problem explained in one line, fit to show a user."""
+
+
+class AuditLogImmutable(Exception):
+    """Something tried to change or delete audit rows: the audit log is append-only."""
+
+
+AUDIT_TABLE = "audit_log"
+_AUDIT_CHANGE = re.compile(
+    rf"^\s*(?:UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+(?:ONLY\s+)?"
+    rf"(?:[\w\"]+\.)?\"?{AUDIT_TABLE}\"?(?![\w])",
+    re.IGNORECASE,
+)
+
+
+def _refuse(what: str) -> AuditLogImmutable:
+    return AuditLogImmutable(f"the audit log is append-only: {what} of audit rows refused")
+
+
+def _guard_flush(session: Session, _context: Any, _instances: Any) -> None:
+    """ORM unit of work: no audit row may be deleted or modified once written."""
+    for obj in session.deleted:
+        if getattr(type(obj), "__tablename__", None) == AUDIT_TABLE:
+            raise _refuse("delete")
+    for obj in session.dirty:
+        if getattr(type(obj), "__tablename__", None) == AUDIT_TABLE and session.is_modified(obj):
+            raise _refuse("update")
+
+
+def _guard_orm_execute(state: ORMExecuteState) -> None:
+    """ORM bulk ``update(AuditEntry)`` / ``delete(AuditEntry)``."""
+    if not (state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) == AUDIT_TABLE:
+        raise _refuse("update" if state.is_update else "delete")
+
+
+def _guard_cursor(
+    _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+) -> None:
+    """Any SQL the app's engines send (Core, text, driver SQL)."""
+    if _AUDIT_CHANGE.match(statement):
+        raise _refuse(statement.split(None, 1)[0].lower())
+
+
+event.listen(Session, "before_flush", _guard_flush)
+event.listen(Session, "do_orm_execute", _guard_orm_execute)
 
 
 def default_db_path() -> Path:
@@ -52,7 +102,7 @@ def parse_db_url(url: str) -> URL:
     """Parse and check a database URL, raising :class:`StorageError` on a bad one."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         raise StorageError(
             "not a database URL; expected e.g. sqlite:///path/to/file.db or "
             "postgresql+psycopg://user@host/dbname"
@@ -95,10 +145,17 @@ def _prepare_sqlite_file(url: URL) -> None:
         raise StorageError(f"the directory {path.parent} does not exist")
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine for ``url`` (SQLite: WAL and foreign keys on) and check it connects."""
+def make_engine(url: str, *, echo: bool = False, pool_size: int | None = None) -> Engine:
+    """Create an engine for ``url`` (SQLite: WAL and foreign keys on) and check it connects.
+
+    ``pool_size`` is how many PostgreSQL connections stay open: a process running many
+    agents' threads keeps one per thread instead of opening and closing extra ones
+    (as many more may open briefly for reads nested in a transaction).
+    """
     parsed = parse_db_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
+    if pool_size is not None and parsed.get_backend_name() == "postgresql":
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
     if parsed.get_backend_name() == "sqlite":
         _prepare_sqlite_file(parsed)
         kwargs["connect_args"] = {"timeout": 30}
@@ -111,6 +168,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         raise StorageError(f"no driver for {parsed.drivername}; use postgresql+psycopg") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "before_cursor_execute", _guard_cursor)
     check_connection(engine)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         with engine.connect() as conn:
@@ -136,8 +194,19 @@ def is_driver_error(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError | sqlite3.Error | psycopg.Error)
 
 
+def _password(url: URL | str) -> str | None:
+    try:
+        return make_url(url).password  # type: ignore[return-value]
+    except Exception:
+        return None
+
+
 def describe_db_error(exc: BaseException, url: URL | str) -> str:
     """One line for a driver error, without the URL's password or a traceback."""
+    return redact_secrets(_describe(exc, url), [_password(url)])
+
+
+def _describe(exc: BaseException, url: URL | str) -> str:
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
     lines = str(cause).strip().splitlines()
     original = lines[0] if lines else type(cause).__name__

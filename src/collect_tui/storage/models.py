@@ -27,6 +27,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -157,7 +158,15 @@ class Debtor(Base):
     __table_args__ = (
         Index("ix_debtors_queue", "assigned_agent_id", "priority_score", "id"),
         Index("ix_debtors_name", "name"),
-        Index("ix_debtors_callbacks", "assigned_agent_id", "next_action_at"),
+        # Partial: only due-callback queries use it, and rows without a callback then
+        # cost no entry when the daily rescore rewrites them (migration 0007).
+        Index(
+            "ix_debtors_callbacks",
+            "assigned_agent_id",
+            "next_action_at",
+            postgresql_where=text("next_action_at IS NOT NULL"),
+            sqlite_where=text("next_action_at IS NOT NULL"),
+        ),
         Index("ix_debtors_jurisdiction", "country", "region", "time_zone"),
     )
 
@@ -402,6 +411,24 @@ class Assignment(Base):
     by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     reason: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Claim(Base):
+    """An account being worked right now by one app session (``n`` takes it).
+
+    Other sessions' ``n`` skips an account while its claim is live; the claim expires at
+    ``expires_at`` unless the session renews it, so an idle agent does not keep it.
+    """
+
+    __tablename__ = "claims"
+
+    debtor_id: Mapped[int] = mapped_column(
+        ForeignKey("debtors.id", ondelete="CASCADE"), primary_key=True
+    )
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    session_id: Mapped[str] = mapped_column(String(36), index=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AuditEntry(Base):

@@ -607,14 +607,32 @@ def touch_debtors(conn: Connection, ids: Iterable[int], now: datetime) -> None:
         )
 
 
-def mark_all_synced(conn: Connection, now: datetime) -> int:
-    """After a complete pull every account from the source is current as of ``now``."""
-    result = conn.execute(
-        update(debtors)
-        .where(debtors.c.external_id.is_not(None))
-        .values(last_synced_at=now, updated_at=debtors.c.updated_at)
-    )
-    return result.rowcount or 0
+COMPLETE_PULL_SETTING = "sync:complete_pull_at"
+
+
+def mark_all_synced(conn: Connection, now: datetime) -> None:
+    """After a complete pull every account from the source is current as of ``now``.
+
+    One stamp in ``settings``, not a write to every synced account: that rewrote (and
+    locked) the whole portfolio on every run while agents were saving on it.
+    """
+    set_setting(conn, COMPLETE_PULL_SETTING, now.astimezone(UTC).isoformat())
+
+
+def last_complete_pull(conn: Connection) -> datetime | None:
+    """When the last complete pull finished (see :func:`mark_all_synced`), if ever."""
+    value = get_setting(conn, COMPLETE_PULL_SETTING)
+    return datetime.fromisoformat(value) if value else None
+
+
+def account_synced_at(
+    last_synced_at: datetime | None, external_id: str | None, complete_pull: datetime | None
+) -> datetime | None:
+    """How current an account's data from the source is: its own last change pulled, or
+    the last complete pull if the account comes from the source."""
+    stamps = [last_synced_at, complete_pull if external_id else None]
+    known = [s for s in stamps if s is not None]
+    return max(known) if known else None
 
 
 # --- quarantine ------------------------------------------------------------------------------
@@ -1029,6 +1047,8 @@ __all__ = [
     "list_outbox",
     "list_quarantine",
     "list_runs",
+    "account_synced_at",
+    "last_complete_pull",
     "mark_all_synced",
     "mark_interrupted",
     "open_quarantine_count",

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
+from collect_tui.logsafe import register_secret
 from collect_tui.sync.protocol import ConnectorError, TokenProvider
 from collect_tui.sync.ratelimit import RateLimiter
 from collect_tui.sync.xero import (
@@ -107,6 +108,7 @@ def token_provider(target: SyncTarget, environ: Mapping[str, str] | None = None)
     """Credentials for ``target`` from the environment or 0600 files (see the module doc)."""
     env = os.environ if environ is None else environ
     access = env.get("XERO_ACCESS_TOKEN", "").strip()
+    register_secret(access)  # hidden from any message or log line from now on
     if access:
         return StaticTokenProvider(access)
     client_id = env.get("XERO_CLIENT_ID", "").strip()
@@ -117,6 +119,7 @@ def token_provider(target: SyncTarget, environ: Mapping[str, str] | None = None)
         secret = load_secret(
             "XERO_CLIENT_SECRET", env.get("XERO_CLIENT_SECRET_FILE") or None, environ=env
         )
+        register_secret(secret.get_secret_value())
         refresh_file = env.get("XERO_REFRESH_TOKEN_FILE", "").strip()
         if refresh_file:
             return RefreshTokenProvider(token_url, client_id, secret, refresh_file)

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, Transaction
 
 from collect_tui import clock
+from collect_tui.logsafe import redact_secrets
 from collect_tui.storage import sync_store as store
 from collect_tui.storage.scoring import rescore
 from collect_tui.sync.protocol import (
@@ -190,9 +191,9 @@ class SyncEngine:
         except ConnectorError as exc:
             errors.append(str(exc))
         except Exception as exc:  # recorded on the run, then re-raised for the caller
-            self._finish(run_id, "failed", stats, f"{type(exc).__name__}: {exc}")
+            self._finish(run_id, "failed", stats, redact_secrets(f"{type(exc).__name__}: {exc}"))
             raise
-        error = "; ".join(errors) or None
+        error = redact_secrets("; ".join(errors)) or None  # no token in the stored run
         status = "ok" if error is None else "partial" if stats.pulled or stats.pushed else "failed"
         self._finish(run_id, status, stats, error)
         return SyncResult(run_id, status, stats, error)
@@ -655,7 +656,9 @@ class SyncEngine:
             outcome = _outcome(row)
         except (ValidationError, ValueError, KeyError, TypeError) as exc:
             with self.engine.begin() as conn:
-                store.outbox_failed(conn, row.id, f"cannot build the outcome: {exc}")
+                store.outbox_failed(
+                    conn, row.id, redact_secrets(f"cannot build the outcome: {exc}")
+                )
             return True
         result = self.connector.push(outcome)
         now = self._now()
@@ -664,7 +667,7 @@ class SyncEngine:
                 store.outbox_delivered(conn, row.id, now)
                 stats.pushed += 1
                 return True
-            reason = result.reason or result.status
+            reason = redact_secrets(result.reason or result.status)
             if result.status == "failed":
                 store.outbox_failed(conn, row.id, reason)
                 return True

@@ -36,6 +36,7 @@ import httpx
 import msgspec
 from pydantic import SecretStr, ValidationError
 
+from collect_tui.logsafe import register_secret
 from collect_tui.sync.protocol import (
     AuthenticationError,
     ConnectorError,
@@ -858,6 +859,7 @@ class _OAuthTokenProvider:
         access = body.get("access_token")
         if not isinstance(access, str) or not access:
             raise AuthenticationError("token endpoint answered without an access_token")
+        register_secret(access)  # never shown in a message or log line
         self._received(body)
         expires_in = body.get("expires_in", 1800)
         self._access = SecretStr(access)
