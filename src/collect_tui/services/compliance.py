@@ -267,6 +267,7 @@ def block_recently_called(conn: Connection, now: datetime) -> int:
         .order_by(Contact.debtor_id)
     )  # fmt: skip
     blocks = []
+    rules_by_place: dict[tuple[str, str | None], RuleSet] = {}
     for debtor_id, group in groupby(rows, key=itemgetter(0)):
         calls = list(group)
         _, _, _, _, _, _, country, region, zone = calls[0]
@@ -281,8 +282,12 @@ def block_recently_called(conn: Connection, now: datetime) -> int:
             )
             for _, started, conversation, direction, disposition, channel, *_ in calls
         ]
-        rules = config.rules_for(country or "US", region)
-        decision = call_frequency_decision(history, now, rules.call_frequency, tz=zone_or_utc(zone))
+        place = (country or "US", region)
+        if place not in rules_by_place:
+            rules_by_place[place] = config.rules_for(*place)
+        decision = call_frequency_decision(
+            history, now, rules_by_place[place].call_frequency, tz=zone_or_utc(zone)
+        )
         if not decision.allowed:
             blocks.append(
                 {
