@@ -48,8 +48,8 @@ from collect_tui.widgets.account_header import FLAG_LABELS, AccountHeader
 from collect_tui.widgets.timeline import PAGE_SIZE, Timeline
 
 TABS = ("timeline", "owed", "payments", "deals", "details")
-INVOICE_COLUMNS = (("Invoice", 12), ("Due", 10), ("DPD", 4), ("Bucket", 6), ("Amount due", 12),
-                   ("Cur", 3), ("Note", 14))  # fmt: skip
+INVOICE_COLUMNS = (("Invoice", 12), ("Due", 10), ("DPD", 4), ("Bucket", 7), ("Amount due", 12),
+                   ("Cur", 3), ("Note", 13))  # fmt: skip
 PAYMENT_COLUMNS = (("Paid on", 10), ("Amount", 12), ("Cur", 3), ("Invoice", 12), ("Applied", 7),
                    ("Received", 16))  # fmt: skip
 
