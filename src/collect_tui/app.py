@@ -110,7 +110,7 @@ class CollectApp(App[None]):
         account = screen.account
         shown = (account.version, account.freshness.debtor_synced_at)
         try:
-            change = latest_change(self.db, screen.debtor_id)
+            change = latest_change(self.db, screen.debtor_id, account.version)
         except Exception:  # polling again in a few seconds is the remedy
             return
         if change is None or (change.version, change.synced_at) == shown:

@@ -451,7 +451,7 @@ class QueueScreen(Screen[None]):
     @property
     def session_id(self) -> str:
         """This app's claim session (one per running app: SSH login, browser tab)."""
-        return getattr(self.app, "session_id", f"screen-{id(self)}")
+        return self.app.session_id  # type: ignore[attr-defined, no-any-return]
 
     def on_data_table_row_highlighted(self, event: QueueTable.RowHighlighted) -> None:
         table = self.query_one(QueueTable)

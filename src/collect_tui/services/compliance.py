@@ -136,17 +136,21 @@ def call_history(session: Session, debtor_id: int, at: datetime) -> list[CallEve
             Contact.started_at >= at - timedelta(days=HISTORY_DAYS),
         )
     )
-    return [
-        CallEvent(
-            at=started,
-            conversation=bool(conversation),
-            direction="inbound" if direction == "inbound" else "outbound",
-            voicemail=disposition == "left_message",
-            wrong_number=disposition == "wrong_number",
-            medium=cast(Literal["call", "sms"], channel),
-        )
-        for started, conversation, direction, disposition, channel in rows
-    ]
+    return [_call_event(*row) for row in rows]
+
+
+def _call_event(
+    started: datetime, conversation: bool | None, direction: str, disposition: str, channel: str
+) -> CallEvent:
+    """A logged call or text (the columns of :func:`call_history`) as the rules count it."""
+    return CallEvent(
+        at=started if started.tzinfo else started.replace(tzinfo=UTC),
+        conversation=bool(conversation),
+        direction="inbound" if direction == "inbound" else "outbound",
+        voicemail=disposition == "left_message",
+        wrong_number=disposition == "wrong_number",
+        medium=cast(Literal["call", "sms"], channel),
+    )
 
 
 def outbound_decision_for(
@@ -271,17 +275,7 @@ def block_recently_called(conn: Connection, now: datetime) -> int:
     for debtor_id, group in groupby(rows, key=itemgetter(0)):
         calls = list(group)
         _, _, _, _, _, _, country, region, zone = calls[0]
-        history = [
-            CallEvent(
-                at=started if started.tzinfo else started.replace(tzinfo=UTC),
-                conversation=bool(conversation),
-                direction="inbound" if direction == "inbound" else "outbound",
-                voicemail=disposition == "left_message",
-                wrong_number=disposition == "wrong_number",
-                medium=cast(Literal["call", "sms"], channel),
-            )
-            for _, started, conversation, direction, disposition, channel, *_ in calls
-        ]
+        history = [_call_event(*call[1:6]) for call in calls]
         place = (country or "US", region)
         if place not in rules_by_place:
             rules_by_place[place] = config.rules_for(*place)

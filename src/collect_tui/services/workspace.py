@@ -454,40 +454,45 @@ def _claim(
 @dataclass(frozen=True)
 class LatestChange:
     """What the open account screen polls: the account's version and last sync now, and
-    who made the last audited change."""
+    who made the last audited change (None when the version did not move)."""
 
     version: int
     synced_at: datetime | None
     actor: str | None
 
 
-def latest_change(db: Database, debtor_id: int) -> LatestChange | None:
-    """The account's version and last sync time now, and the actor of its last audited
-    change; None if there is no such account. Cheap enough to poll every few seconds."""
+def _last_audited(
+    session: Session, debtor_id: int, *, people_only: bool = False
+) -> tuple[str, datetime] | None:
+    """Who made the last audited change to the account, and when (``people_only``
+    leaves out the system's own changes)."""
+    query = select(AuditEntry.actor, AuditEntry.at).where(AuditEntry.debtor_id == debtor_id)
+    if people_only:
+        query = query.where(AuditEntry.actor != SYSTEM)
+    row = session.execute(
+        query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def latest_change(db: Database, debtor_id: int, shown_version: int) -> LatestChange | None:
+    """The account's version and last sync time now, and, if the version moved past
+    ``shown_version``, the actor of its last audited change; None if there is no such
+    account. Cheap enough to poll every few seconds: one indexed read when unchanged."""
     with db.session() as session:
         current = session.execute(
             select(Debtor.version, Debtor.last_synced_at).where(Debtor.id == debtor_id)
         ).first()
         if current is None:
             return None
-        actor = session.scalar(
-            select(AuditEntry.actor)
-            .where(AuditEntry.debtor_id == debtor_id)
-            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-            .limit(1)
-        )
-    return LatestChange(current[0], current[1], actor)
+        last = _last_audited(session, debtor_id) if current[0] != shown_version else None
+    return LatestChange(current[0], current[1], last[0] if last else None)
 
 
 def _stale_edit(db: Database, debtor_id: int) -> StaleEdit:
     with db.session() as session:
         version = session.scalar(select(Debtor.version).where(Debtor.id == debtor_id))
-        last = session.execute(
-            select(AuditEntry.actor, AuditEntry.at)
-            .where(AuditEntry.debtor_id == debtor_id, AuditEntry.actor != SYSTEM)
-            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-            .limit(1)
-        ).first()
+        last = _last_audited(session, debtor_id, people_only=True)
     return StaleEdit(
         debtor_id,
         changed_by=last[0] if last else None,
