@@ -142,7 +142,7 @@ async def test_the_open_account_reloads_when_someone_else_changes_it(seeded: Dat
         before = screen.account.version
         log_contact(seeded, sam, screen.debtor_id, before, channel="call", direction="inbound",
                     disposition="right_party", notes="took the call", now=FIXED_NOW)  # fmt: skip
-        app._watch_account()
+        app._poll_open_account()
         await _settle(app)
         await pilot.pause()
         assert screen.account is not None and screen.account.version > before

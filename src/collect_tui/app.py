@@ -23,7 +23,7 @@ from collect_tui.services.cadence import run_cadence
 from collect_tui.services.claims import new_session_id, release_claims, renew_claims
 from collect_tui.services.database import Database
 from collect_tui.services.scoring import rescore_needed, rescore_portfolio
-from collect_tui.services.workspace import latest_change
+from collect_tui.services.workspace import AccountView, latest_change
 
 
 def keymap_path() -> Path:
@@ -82,7 +82,7 @@ class CollectApp(App[None]):
             self.push_screen(QueueScreen(self.db, self.agent))
         self._daily_rescore()
         self.set_interval(CLAIM_RENEW_SECONDS, self._renew_claims)
-        self.set_interval(ACCOUNT_POLL_SECONDS, self._watch_account)
+        self.set_interval(ACCOUNT_POLL_SECONDS, self._poll_open_account)
 
     async def on_event(self, event: events.Event) -> None:
         """Note when the agent last pressed a key or clicked: idle agents lose their claim."""
@@ -100,14 +100,22 @@ class CollectApp(App[None]):
         except Exception as exc:  # a lapsed claim is not an error the agent must act on
             self.log.warning(f"renewing claims failed: {type(exc).__name__}")
 
+    def _poll_open_account(self) -> None:
+        """Every few seconds, check the open account for others' changes (in a thread).
+
+        The screen is read here, on the app's thread: a worker reading it while the app
+        quits would find the screen stack already empty.
+        """
+        if not self.screen_stack:
+            return
+        screen = self.screen
+        if isinstance(screen, AccountScreen) and screen.account is not None:
+            self._watch_account(screen, screen.account)
+
     @work(thread=True, exclusive=True, group="account-watch")
-    def _watch_account(self) -> None:
+    def _watch_account(self, screen: AccountScreen, account: AccountView) -> None:
         """Reload the open account when someone else (a sync, a supervisor, another
         session) changed it, and say who; the agent's own saves reload it themselves."""
-        screen = self.screen
-        if not isinstance(screen, AccountScreen) or screen.account is None:
-            return
-        account = screen.account
         shown = (account.version, account.freshness.debtor_synced_at)
         try:
             change = latest_change(self.db, screen.debtor_id, account.version)
@@ -180,6 +188,8 @@ class CollectApp(App[None]):
 
     def _refresh_queue_screen(self) -> None:
         """Reload the queue if it is on screen (from a worker thread)."""
-        screen = self.screen
-        if isinstance(screen, QueueScreen):
-            self.call_from_thread(screen.action_refresh_queue)
+        self.call_from_thread(self._refresh_queue_if_shown)
+
+    def _refresh_queue_if_shown(self) -> None:
+        if self.screen_stack and isinstance(self.screen, QueueScreen):
+            self.screen.action_refresh_queue()

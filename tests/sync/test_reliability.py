@@ -66,10 +66,19 @@ def _reference(sandbox: SandboxServer, tmp_path: Path) -> dict[str, Any]:
         db.close()
 
 
-def _add_outcomes(db: Database, sandbox: SandboxServer, count: int, tag: str) -> list[str]:
-    """Queue history notes and expected payment dates on open sandbox invoices."""
+def _split_invoices(sandbox: SandboxServer, changing: int) -> tuple[list[str], list[str]]:
+    """Open invoices to queue outcomes on, and disjoint ones the test pays or voids.
+
+    Chosen once: the sandbox lists invoices in update order, and every pushed expected payment
+    date moves its invoice to the end, so slicing the list again later could hand an invoice
+    the test has voided to an outcome (which the source then rightly refuses).
+    """
     authorised = sandbox.invoice_ids("AUTHORISED")
-    targets = authorised[: len(authorised) // 2]  # the other half is changed by the tests
+    return authorised[: len(authorised) // 2], authorised[-changing:]
+
+
+def _add_outcomes(db: Database, targets: list[str], count: int, tag: str) -> list[str]:
+    """Queue history notes and expected payment dates on ``targets``."""
     keys = []
     with db.session() as session:
         for n in range(count):
@@ -121,13 +130,13 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     sandbox = make_sandbox(customers=500, seed=23)
     url = f"sqlite:///{tmp_path / 'killed.db'}"
     db = open_database(url)
-    keys = _add_outcomes(db, sandbox, 120, "k")
+    targets, changing = _split_invoices(sandbox, 40)
+    keys = _add_outcomes(db, targets, 120, "k")
     rng = random.Random(5)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("XERO_ACCESS_TOKEN", None)
     env.pop("XERO_CLIENT_ID", None)
     kills = 0
-    changing = sandbox.invoice_ids("AUTHORISED")[-40:]
     for round_ in range(6):
         # Kill after a random number of answered requests: mid-pull, mid-push, or between a
         # request being answered and its result being committed.
@@ -150,13 +159,19 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         # The source keeps changing between runs.
         sandbox.mark_paid(changing[round_ * 2])
         sandbox.touch_invoice(changing[round_ * 2 + 1], status="VOIDED")
-        keys += _add_outcomes(db, sandbox, 20, f"r{round_}")
+        keys += _add_outcomes(db, targets, 20, f"r{round_}")
     assert kills >= 4
     finished = subprocess.run(
         _sync_command(url, sandbox), env=env, capture_output=True, text=True, timeout=120
     )
     assert finished.returncode == 0, finished.stderr
-    assert "pulled" in finished.stdout and "pending 0, failed 0" in finished.stdout
+    with db.session() as session:
+        failures = session.execute(
+            select(
+                OutboxMessage.idempotency_key, OutboxMessage.attempts, OutboxMessage.last_error
+            ).where(OutboxMessage.status != "delivered")
+        ).all()
+    assert "pulled" in finished.stdout and "pending 0, failed 0" in finished.stdout, failures
     with db.session() as session:
         runs = Counter(session.scalars(select(SyncRun.status)))
     assert runs["interrupted"] >= 2, runs  # the kills hit runs in progress
@@ -174,7 +189,8 @@ def test_a_thousand_requests_with_429_5xx_and_timeouts(
 ) -> None:
     sandbox = make_sandbox(customers=250, seed=31, fail_rate=0.15, slow_rate=0.02, slow_seconds=0.4)
     db = open_database(f"sqlite:///{tmp_path / 'faults.db'}")
-    keys = _add_outcomes(db, sandbox, 200, "f")
+    targets, changing = _split_invoices(sandbox, 60)
+    keys = _add_outcomes(db, targets, 200, "f")
     stop = threading.Event()
 
     def inject_429() -> None:
@@ -188,7 +204,6 @@ def test_a_thousand_requests_with_429_5xx_and_timeouts(
         max_retries=10, timeout=0.2, sleep=lambda _: None, rng=random.Random(3),
     )  # fmt: skip
     clock = [datetime.now(UTC)]
-    changing = sandbox.invoice_ids("AUTHORISED")[-60:]
     try:
         rounds = 0
         while len(sandbox.requests) < 1100 and rounds < 15:
@@ -202,7 +217,7 @@ def test_a_thousand_requests_with_429_5xx_and_timeouts(
                 sandbox.mark_paid(invoice, Decimal("1.00"))
             for invoice in changing[-20:]:
                 sandbox.touch_invoice(invoice)
-            keys += _add_outcomes(db, sandbox, 60, f"g{rounds}")
+            keys += _add_outcomes(db, targets, 60, f"g{rounds}")
         stop.set()
         injector.join()
         sandbox._forced.clear()  # noqa: SLF001 - no injected fault left for the last run
