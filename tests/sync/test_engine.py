@@ -479,7 +479,7 @@ def test_a_run_with_nothing_new_rewrites_no_account_but_every_account_is_fresh(
     """A complete pull stamps the source once; rewriting every account on each run locked
     the whole portfolio against agents' saves."""
     connector = make_connector(sandbox, page_size=50)
-    assert _engine(db, connector).run().status == "ok"
+    assert _engine(db, connector, now=lambda: NOW).run().status == "ok"
     rows_before = _rows(db, select(Debtor.id, Debtor.version, Debtor.last_synced_at))
     later = NOW + timedelta(minutes=5)
     again = _engine(db, connector, now=lambda: later).run()
