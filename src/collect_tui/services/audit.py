@@ -1,7 +1,8 @@
 """The audit log: who changed what, when, with the values before and after.
 
-:func:`record` is the only way code writes audit rows; it runs in the caller's session,
-so the audit row commits or rolls back with the change it describes.
+:func:`record` (ORM, flushed with the session) and :func:`write` (Core, inserted at once,
+for hot paths) are the only ways code writes audit rows; both run in the caller's
+transaction, so the audit row commits or rolls back with the change it describes.
 
 The log is append-only. Through the app, any UPDATE, DELETE or TRUNCATE of ``audit_log``
 (ORM unit of work, ORM bulk, Core or raw SQL) raises :class:`AuditLogImmutable` (the
@@ -17,6 +18,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from collect_tui.services.agents import AgentInfo
@@ -32,6 +34,7 @@ __all__ = [
     "record",
     "snapshot",
     "to_jsonable",
+    "write",
 ]
 
 
@@ -67,6 +70,52 @@ def actor_name(actor: AgentInfo | str) -> str:
     return actor.name if isinstance(actor, AgentInfo) else str(actor)
 
 
+def _values(
+    actor: AgentInfo | str,
+    action: str,
+    entity: str,
+    entity_id: int | str | None,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    debtor_id: int | None,
+    at: datetime | None,
+) -> dict[str, Any]:
+    """The columns of one audit row (names clipped to their columns, values JSON-safe)."""
+    if at is not None and at.tzinfo is None:
+        raise ValueError("naive datetime given as the audit time; attach a time zone")
+    return {
+        "at": at or datetime.now(UTC),
+        "actor": actor_name(actor)[:64],
+        "action": action[:64],
+        "entity": entity[:32],
+        "entity_id": None if entity_id is None else str(entity_id)[:64],
+        "debtor_id": debtor_id,
+        "before": None if before is None else to_jsonable(before),
+        "after": None if after is None else to_jsonable(after),
+    }
+
+
+_INSERT = insert(AuditEntry.__table__)  # built once: its cache key is computed once
+
+
+def write(
+    conn: Connection,
+    actor: AgentInfo | str,
+    action: str,
+    entity: str,
+    entity_id: int | str | None,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    debtor_id: int | None = None,
+    *,
+    at: datetime | None = None,
+) -> None:
+    """Insert one audit row now on ``conn`` (the same row :func:`record` adds), without the
+    ORM unit of work: for hot paths. Flush the session first if it holds earlier audit
+    rows, so that the log keeps their order."""
+    conn.execute(_INSERT, _values(actor, action, entity, entity_id, before, after, debtor_id, at))
+
+
 def record(
     session: Session,
     actor: AgentInfo | str,
@@ -80,17 +129,6 @@ def record(
     at: datetime | None = None,
 ) -> AuditEntry:
     """Add one audit row to ``session`` (flushed with the change it describes)."""
-    if at is not None and at.tzinfo is None:
-        raise ValueError("naive datetime given as the audit time; attach a time zone")
-    entry = AuditEntry(
-        at=at or datetime.now(UTC),
-        actor=actor_name(actor)[:64],
-        action=action[:64],
-        entity=entity[:32],
-        entity_id=None if entity_id is None else str(entity_id)[:64],
-        debtor_id=debtor_id,
-        before=None if before is None else to_jsonable(before),
-        after=None if after is None else to_jsonable(after),
-    )
+    entry = AuditEntry(**_values(actor, action, entity, entity_id, before, after, debtor_id, at))
     session.add(entry)
     return entry

@@ -12,13 +12,28 @@ the queue's "contactable now" reads. The rules are the installed configuration's
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import (
+    Boolean,
+    CompoundSelect,
+    Connection,
+    Date,
+    Integer,
+    Row,
+    String,
+    bindparam,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from collect_tui.domain.compliance import (
@@ -69,6 +84,60 @@ def rules_for(debtor: Debtor) -> RuleSet:
     return compliance_config.active().rules_for(debtor.country or "US", debtor.region)
 
 
+def _subject_statement(with_calls: bool) -> CompoundSelect[Any]:
+    """One read of an account's holds (``h``), disputes (``d``) and do-not-contact
+    addresses (``p``, ``e``), as rows of (kind, text, day, invoice id, id, started at,
+    conversation, direction, channel); ``with_calls`` adds the calls and texts since
+    ``since`` (``c``, the columns of :func:`call_history`, the disposition as the text)."""
+    holds, disputes = HoldRow.__table__.c, Dispute.__table__.c
+    phones, emails = Phone.__table__.c, Email.__table__.c
+    contacts = Contact.__table__.c
+    debtor_id = bindparam("debtor_id", type_=Integer)
+    # Typed NULLs (an untyped one would make PostgreSQL guess text for the column).
+    no_day, no_invoice = sql_cast(null(), Date), sql_cast(null(), Integer)
+    no_call = (
+        sql_cast(null(), contacts.started_at.type), sql_cast(null(), Boolean),
+        sql_cast(null(), String), sql_cast(null(), String),
+    )  # fmt: skip
+    branches = [
+        select(
+            literal("h"), holds.reason, holds.until, holds.invoice_id, holds.id, *no_call
+        ).where(holds.debtor_id == debtor_id),
+        select(
+            literal("d"), disputes.status, disputes.received_on,
+            disputes.invoice_id, disputes.id, *no_call,
+        ).where(disputes.debtor_id == debtor_id),
+        select(literal("p"), phones.number, no_day, no_invoice, phones.id, *no_call).where(
+            phones.debtor_id == debtor_id, phones.do_not_call.is_(True)
+        ),
+        select(literal("e"), emails.address, no_day, no_invoice, emails.id, *no_call).where(
+            emails.debtor_id == debtor_id, emails.do_not_email.is_(True)
+        ),
+    ]  # fmt: skip
+    if with_calls:
+        branches.append(
+            select(
+                literal("c"), contacts.disposition, no_day, no_invoice, contacts.id,
+                contacts.started_at, contacts.conversation, contacts.direction, contacts.channel,
+            ).where(
+                contacts.debtor_id == debtor_id,
+                contacts.channel.in_(("call", "sms")),
+                contacts.started_at >= bindparam("since", type_=contacts.started_at.type),
+            )
+        )  # fmt: skip
+    return union_all(*branches)
+
+
+_SUBJECT = _subject_statement(with_calls=False)
+_SUBJECT_AND_CALLS = _subject_statement(with_calls=True)
+
+
+def _read(session: Session) -> Connection:
+    """The session's connection, with its pending changes flushed (as a query would)."""
+    session.flush()
+    return session.connection()
+
+
 def subject_for(
     session: Session, debtor: Debtor, invoice_ids: Collection[int] | None = None
 ) -> ContactSubject:
@@ -78,29 +147,43 @@ def subject_for(
     is about that invoice (``invoice_ids``); the debtor's ``dispute`` flag is the open
     dispute the rest of the app pauses collection for.
     """
+    rows = _read(session).execute(_SUBJECT, {"debtor_id": debtor.id}).all()
+    return _subject(debtor, rows, invoice_ids)
+
+
+def subject_and_calls(
+    session: Session, debtor: Debtor, at: datetime
+) -> tuple[ContactSubject, list[tuple[datetime, CallEvent]]]:
+    """:func:`subject_for` the debtor (all invoices) and :func:`calls_since` ``at``, in
+    one read."""
+    since = at - timedelta(days=HISTORY_DAYS)
+    rows = (
+        _read(session).execute(_SUBJECT_AND_CALLS, {"debtor_id": debtor.id, "since": since}).all()
+    )
+    calls = [
+        (started, call_event(started, conversation, direction, disposition, channel))
+        for kind, disposition, _, _, _, started, conversation, direction, channel in rows
+        if kind == "c"
+    ]
+    return _subject(debtor, rows, None), calls
+
+
+def _subject(
+    debtor: Debtor, rows: Sequence[Row[Any]], invoice_ids: Collection[int] | None
+) -> ContactSubject:
+    """The :class:`ContactSubject` from rows of :func:`_subject_statement`."""
     holds = tuple(
-        CollectionHold(reason=h.reason, until=h.until, invoice_id=h.invoice_id)
-        for h in session.scalars(select(HoldRow).where(HoldRow.debtor_id == debtor.id))
+        CollectionHold(reason=text, until=day, invoice_id=invoice_id)
+        for kind, text, day, invoice_id, *_ in rows
+        if kind == "h"
     )
     wanted = set(invoice_ids or ())
     disputes = tuple(
-        DisputeInfo(
-            received_on=d.received_on,
-            verified=d.status == "verified",
-            resolved=d.status == "resolved",
-        )
-        for d in session.scalars(select(Dispute).where(Dispute.debtor_id == debtor.id))
-        if d.invoice_id is None or d.invoice_id in wanted
+        DisputeInfo(received_on=day, verified=text == "verified", resolved=text == "resolved")
+        for kind, text, day, invoice_id, *_ in rows
+        if kind == "d" and (invoice_id is None or invoice_id in wanted)
     )
-    banned = set(
-        session.scalars(
-            select(Phone.number).where(Phone.debtor_id == debtor.id, Phone.do_not_call.is_(True))
-        )
-    ) | set(
-        session.scalars(
-            select(Email.address).where(Email.debtor_id == debtor.id, Email.do_not_email.is_(True))
-        )
-    )
+    banned = {text for kind, text, *_ in rows if kind in ("p", "e")}
     return ContactSubject(
         time_zone=_zone_name(debtor.time_zone),
         country=debtor.country or "US",
@@ -117,29 +200,44 @@ def subject_for(
     )
 
 
+_CALLS = select(
+    Contact.__table__.c.started_at,
+    Contact.__table__.c.conversation,
+    Contact.__table__.c.direction,
+    Contact.__table__.c.disposition,
+    Contact.__table__.c.channel,
+).where(
+    Contact.__table__.c.debtor_id == bindparam("debtor_id", type_=Integer),
+    Contact.__table__.c.channel.in_(("call", "sms")),
+    Contact.__table__.c.started_at >= bindparam("since", type_=Contact.__table__.c.started_at.type),
+)
+
+
 def call_history(session: Session, debtor_id: int, at: datetime) -> list[CallEvent]:
     """The debtor's calls and texts of the last :data:`HISTORY_DAYS` days as call events.
 
     A left voicemail counts as an attempt; a wrong number does not; inbound calls only
     start the quiet period when there was a conversation.
     """
-    rows = session.execute(
-        select(
-            Contact.started_at,
-            Contact.conversation,
-            Contact.direction,
-            Contact.disposition,
-            Contact.channel,
-        ).where(
-            Contact.debtor_id == debtor_id,
-            Contact.channel.in_(("call", "sms")),
-            Contact.started_at >= at - timedelta(days=HISTORY_DAYS),
-        )
-    )
-    return [_call_event(*row) for row in rows]
+    return [event for _, event in calls_since(session, debtor_id, at)]
 
 
-def _call_event(
+def calls_since(session: Session, debtor_id: int, at: datetime) -> list[tuple[datetime, CallEvent]]:
+    """:func:`call_history` at ``at``, each event with its stored start time, so that one
+    read can serve several later instants (see :func:`history_at`)."""
+    since = at - timedelta(days=HISTORY_DAYS)
+    rows = _read(session).execute(_CALLS, {"debtor_id": debtor_id, "since": since})
+    return [(row[0], call_event(*row)) for row in rows]
+
+
+def history_at(calls: list[tuple[datetime, CallEvent]], at: datetime) -> list[CallEvent]:
+    """The events of ``calls`` (read by :func:`calls_since` at or before ``at``) that
+    :func:`call_history` at ``at`` would read."""
+    since = at - timedelta(days=HISTORY_DAYS)
+    return [event for started, event in calls if started >= since]
+
+
+def call_event(
     started: datetime, conversation: bool | None, direction: str, disposition: str, channel: str
 ) -> CallEvent:
     """A logged call or text (the columns of :func:`call_history`) as the rules count it."""
@@ -162,15 +260,20 @@ def outbound_decision_for(
     *,
     invoice_ids: Collection[int] | None = None,
     subject: ContactSubject | None = None,
+    history: list[CallEvent] | None = None,
 ) -> Decision:
     """The compliance decision on an outbound ``channel`` contact with ``debtor`` at ``at``.
 
-    ``subject`` is :func:`subject_for` the same debtor and invoices, if already read.
+    ``subject`` is :func:`subject_for` the same debtor and invoices, and ``history``
+    :func:`call_history` at ``at``, if already read.
     """
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
     subject = subject or subject_for(session, debtor, invoice_ids)
-    history = call_history(session, debtor.id, at) if channel in ("call", "sms") else []
+    if channel not in ("call", "sms"):
+        history = []
+    elif history is None:
+        history = call_history(session, debtor.id, at)
     return outbound_decision(
         subject,
         cast(Channel, channel),
@@ -191,6 +294,7 @@ def check_outbound(
     *,
     invoice_ids: Collection[int] | None = None,
     subject: ContactSubject | None = None,
+    history: list[CallEvent] | None = None,
 ) -> Decision:
     """Refuse (:class:`ComplianceBlocked`) an outbound contact the rules block.
 
@@ -198,21 +302,27 @@ def check_outbound(
     the agent). Inbound contacts need no check: do not call this for them.
     """
     decision = outbound_decision_for(
-        session, debtor, channel, address, at, invoice_ids=invoice_ids, subject=subject
-    )
+        session, debtor, channel, address, at, invoice_ids=invoice_ids, subject=subject,
+        history=history,
+    )  # fmt: skip
     if not decision.allowed:
         raise ComplianceBlocked(decision, channel)
     return decision
 
 
 def contact_block(
-    session: Session, debtor: Debtor, now: datetime, subject: ContactSubject | None = None
+    session: Session,
+    debtor: Debtor,
+    now: datetime,
+    subject: ContactSubject | None = None,
+    history: list[CallEvent] | None = None,
 ) -> tuple[datetime | None, str]:
     """Until when the account may not be called whatever the hour, and why.
 
     The call-frequency cap and account-wide collection holds (the contact window and
     the flags are checked by the queue itself). ``(None, "")`` when nothing blocks.
-    ``subject`` is :func:`subject_for` the debtor (all invoices), if already read.
+    ``subject`` is :func:`subject_for` the debtor (all invoices), and ``history``
+    :func:`call_history` at ``now``, if already read.
     """
     subject = subject or subject_for(session, debtor)
     zone = subject.zone
@@ -224,9 +334,9 @@ def contact_block(
             if until is None or end > until:
                 until, reason = end, hold.describe()
     rules = rules_for(debtor)
-    decision = call_frequency_decision(
-        call_history(session, debtor.id, now), now, rules.call_frequency, tz=zone
-    )
+    if history is None:
+        history = call_history(session, debtor.id, now)
+    decision = call_frequency_decision(history, now, rules.call_frequency, tz=zone)
     if not decision.allowed:
         end = decision.next_allowed_at or FOREVER
         if until is None or end > until:
@@ -275,7 +385,7 @@ def block_recently_called(conn: Connection, now: datetime) -> int:
     for debtor_id, group in groupby(rows, key=itemgetter(0)):
         calls = list(group)
         _, _, _, _, _, _, country, region, zone = calls[0]
-        history = [_call_event(*call[1:6]) for call in calls]
+        history = [call_event(*call[1:6]) for call in calls]
         place = (country or "US", region)
         if place not in rules_by_place:
             rules_by_place[place] = config.rules_for(*place)

@@ -6,8 +6,13 @@ check, version check of the debtor row, the change, its audit rows, its outbox r
 the incremental rescore of the account. Any error leaves nothing half-written.
 
 Concurrency: each write takes the ``expected_version`` of the debtor row the agent opened
-and bumps it (SQLAlchemy's ``version_id_col``), so of two people saving on the same
-version the second gets :class:`StaleEdit` instead of silently overwriting.
+and bumps it (``UPDATE ... WHERE version = expected``, as SQLAlchemy's ``version_id_col``
+does), so of two people saving on the same version the second gets :class:`StaleEdit`
+instead of silently overwriting.
+
+The hot path (:func:`log_contact`, run by every agent many times an hour) writes its rows
+in Core with statements built once, and reads what it needs in few round trips; the rarer
+parts (promises, callbacks, flags) use the ORM as the other writes do.
 """
 
 from __future__ import annotations
@@ -19,8 +24,23 @@ from decimal import Decimal
 from typing import Any, Literal, TypeVar, get_args
 from uuid import uuid4
 
-from sqlalchemy import func, select
+from sqlalchemy import (
+    Date,
+    Row,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from collect_tui import clock
@@ -50,6 +70,7 @@ from collect_tui.services import audit
 from collect_tui.services.agents import AgentInfo, SignInRevoked, is_supervisor_now
 from collect_tui.services.database import Database
 from collect_tui.storage.models import (
+    MONEY,
     Agent,
     Assignment,
     AuditEntry,
@@ -65,6 +86,7 @@ from collect_tui.storage.models import (
     Promise,
     Settlement,
     Task,
+    utcnow,
 )
 from collect_tui.storage.scoring import rescore
 from collect_tui.storage.sync_store import account_synced_at, last_complete_pull
@@ -366,23 +388,58 @@ def _money(amount: Decimal, currency: str) -> str:
     return format_money(amount, currency)
 
 
+# The debtor and the agent's role now, in one read (the agent matched by id and name).
+_ACCESS = (
+    select(Debtor, Agent.role, Agent.active)
+    .outerjoin(
+        Agent,
+        and_(
+            Agent.id == bindparam("agent_id", type_=Agent.id.type),
+            Agent.name == bindparam("agent_name", type_=Agent.name.type),
+        ),
+    )
+    .where(Debtor.id == bindparam("debtor_id", type_=Debtor.id.type))
+)
+
+
 def check_access(session: Session, agent: AgentInfo, debtor_id: int) -> Debtor:
     """The debtor, if ``agent`` may work it: their own accounts; supervisors and admins all.
 
     Raises :class:`AccountNotFound` or :class:`AccessDenied`.
     """
-    try:
-        supervisor = is_supervisor_now(session, agent)  # the role now, not at sign-in
-    except SignInRevoked as exc:
-        raise AccessDenied(str(exc)) from None
-    debtor = session.get(Debtor, debtor_id)
-    if debtor is None:
-        raise AccountNotFound(f"there is no account {debtor_id}")
+    found = session.execute(
+        _ACCESS, {"agent_id": agent.id, "agent_name": agent.name, "debtor_id": debtor_id}
+    ).first()
+    if found is None or not found.active:  # the sign-in check comes first, as it did
+        try:
+            supervisor = is_supervisor_now(session, agent)  # the role now, not at sign-in
+        except SignInRevoked as exc:
+            raise AccessDenied(str(exc)) from None
+        if found is None:
+            raise AccountNotFound(f"there is no account {debtor_id}")
+    debtor: Debtor = found[0]
+    supervisor = found.role in ("supervisor", "admin")
     if not supervisor and debtor.assigned_agent_id != agent.id:
         raise AccessDenied(
             f"account {debtor_id} is not assigned to you; ask a supervisor to move it to you"
         )
     return debtor
+
+
+_OPEN_INVOICE_REFS = (
+    select(Invoice.__table__.c.id, Invoice.__table__.c.external_id, Invoice.__table__.c.amount_due)
+    .where(
+        Invoice.__table__.c.debtor_id == bindparam("debtor_id", type_=Invoice.debtor_id.type),
+        Invoice.__table__.c.status == "open",
+    )
+    .order_by(Invoice.__table__.c.due_date, Invoice.__table__.c.id)
+)
+
+
+def _open_invoice_refs(session: Session, debtor_id: int) -> list[Row[Any]]:
+    """The open invoices as :func:`_open_invoices` orders them: id, external id, amount due."""
+    session.flush()
+    return list(session.connection().execute(_OPEN_INVOICE_REFS, {"debtor_id": debtor_id}))
 
 
 def _open_invoices(session: Session, debtor_id: int) -> list[Invoice]:
@@ -395,32 +452,38 @@ def _open_invoices(session: Session, debtor_id: int) -> list[Invoice]:
     )
 
 
-def _balance(invoices: Iterable[Invoice]) -> Decimal:
+def _balance(invoices: Iterable[Invoice | Row[Any]]) -> Decimal:
     return to_money(sum((invoice.amount_due for invoice in invoices), Decimal("0")))
+
+
+_OUTBOX_INSERT = insert(OutboxMessage.__table__)
 
 
 def _outbox(
     session: Session,
     kind: str,
     debtor_id: int,
-    invoice: Invoice | None,
+    invoice: Invoice | Row[Any] | None,
     payload: dict[str, Any],
-) -> OutboxMessage | None:
+) -> None:
     """Queue an outcome for the accounting system (skipped without an external invoice)."""
     if invoice is None or not invoice.external_id:
-        return None
-    message = OutboxMessage(
-        idempotency_key=uuid4().hex,
-        kind=kind,
-        debtor_id=debtor_id,
-        invoice_external_id=invoice.external_id,
-        payload=payload,
+        return
+    session.connection().execute(
+        _OUTBOX_INSERT,
+        {
+            "idempotency_key": uuid4().hex,
+            "kind": kind,
+            "debtor_id": debtor_id,
+            "invoice_external_id": invoice.external_id,
+            "payload": payload,
+        },
     )
-    session.add(message)
-    return message
 
 
-def _history_note(session: Session, debtor_id: int, invoice: Invoice | None, text: str) -> None:
+def _history_note(
+    session: Session, debtor_id: int, invoice: Invoice | Row[Any] | None, text: str
+) -> None:
     _outbox(session, "history_note", debtor_id, invoice, {"details": _clip(text)})
 
 
@@ -439,6 +502,58 @@ class _VersionMismatch(Exception):
     pass
 
 
+_debtors = Debtor.__table__.c
+_BUMP = (
+    update(Debtor.__table__)
+    .where(
+        _debtors.id == bindparam("debtor_id", type_=_debtors.id.type),
+        _debtors.version == bindparam("expected", type_=_debtors.version.type),
+    )
+    .values(
+        updated_at=bindparam("now", type_=_debtors.updated_at.type),
+        version=_debtors.version + 1,
+    )
+)
+
+
+_bumps: dict[frozenset[str], Any] = {}
+
+
+def _bump_statement(columns: frozenset[str]) -> Any:
+    """UPDATE debtors SET ``columns``, version = version + 1 WHERE id and version match
+    (built once per set of columns)."""
+    statement = _bumps.get(columns)
+    if statement is None:
+        statement = (
+            update(Debtor.__table__)
+            .where(
+                _debtors.id == bindparam("b_id", type_=_debtors.id.type),
+                _debtors.version == bindparam("b_version", type_=_debtors.version.type),
+            )
+            .values(
+                version=_debtors.version + 1,
+                **{name: bindparam(name, type_=_debtors[name].type) for name in sorted(columns)},
+            )
+        )
+        _bumps[columns] = statement
+    return statement
+
+
+def _bump_version(session: Session, debtor: Debtor, **values: Any) -> None:
+    """One versioned UPDATE of the debtor row, as the ORM's flush of ``values`` would write
+    it (``version`` + 1, ``updated_at`` now by the column's onupdate), in Core."""
+    version = debtor.version
+    values.setdefault("updated_at", utcnow())
+    result = session.connection().execute(
+        _bump_statement(frozenset(values)), {"b_id": debtor.id, "b_version": version, **values}
+    )
+    if result.rowcount != 1:
+        raise _VersionMismatch
+    for key, value in values.items():
+        set_committed_value(debtor, key, value)
+    set_committed_value(debtor, "version", version + 1)
+
+
 def _claim(
     session: Session, agent: AgentInfo, debtor_id: int, expected_version: int, now: datetime
 ) -> Debtor:
@@ -446,8 +561,15 @@ def _claim(
     debtor = check_access(session, agent, debtor_id)
     if debtor.version != expected_version:
         raise _VersionMismatch
-    debtor.updated_at = now
-    session.flush()  # a concurrent save that won the race makes this raise StaleDataError
+    # In Core, as the ORM's flush wrote it: a concurrent save that won the race leaves
+    # no row at the expected version.
+    bumped = session.connection().execute(
+        _BUMP, {"debtor_id": debtor_id, "expected": expected_version, "now": now}
+    )
+    if bumped.rowcount != 1:
+        raise _VersionMismatch
+    set_committed_value(debtor, "updated_at", now)
+    set_committed_value(debtor, "version", expected_version + 1)
     return debtor
 
 
@@ -1105,8 +1227,10 @@ def _add_promise(
     contact_id: int | None,
     now: datetime,
     history_note: bool,
+    invoices: list[Row[Any]] | None = None,
 ) -> Promise:
-    invoices = _open_invoices(session, debtor.id)
+    if invoices is None:
+        invoices = _open_invoice_refs(session, debtor.id)
     errors = validate_promise(
         promise.amount, promise.due_date, _balance(invoices), _local_today(debtor, now)
     )
@@ -1228,18 +1352,68 @@ def _add_callback(
     return task
 
 
+_tasks = Task.__table__.c
+_DUE_CALLBACKS = select(_tasks.id).where(
+    _tasks.debtor_id == bindparam("debtor_id", type_=_tasks.debtor_id.type),
+    _tasks.kind == "callback",
+    _tasks.status == "open",
+    _tasks.due_at <= bindparam("until", type_=_tasks.due_at.type),
+)
+
+
+_INVOICES_AND_DUE_CALLBACKS = union_all(
+    select(
+        literal("i").label("kind"),
+        _OPEN_INVOICE_REFS.selected_columns.id,
+        _OPEN_INVOICE_REFS.selected_columns.external_id,
+        _OPEN_INVOICE_REFS.selected_columns.amount_due,
+        Invoice.__table__.c.due_date,
+    ).where(*_OPEN_INVOICE_REFS.whereclause.clauses),
+    select(
+        literal("t"), _tasks.id, cast(null(), String), cast(null(), MONEY), cast(null(), Date)
+    ).where(*_DUE_CALLBACKS.whereclause.clauses),
+).order_by("kind", "due_date", "id")
+
+
+def _invoices_and_due_callbacks(
+    session: Session, debtor_id: int, now: datetime
+) -> tuple[list[Row[Any]], list[int]]:
+    """:func:`_open_invoice_refs` and the ids of the callbacks a contact at ``now``
+    completes (:func:`_complete_due_callbacks`), in one read."""
+    session.flush()
+    rows = session.connection().execute(
+        _INVOICES_AND_DUE_CALLBACKS,
+        {"debtor_id": debtor_id, "until": now + CALLBACK_EARLY},
+    )
+    invoices: list[Row[Any]] = []
+    due: list[int] = []
+    for row in rows:
+        if row.kind == "i":
+            invoices.append(row)
+        else:
+            due.append(row.id)
+    return invoices, due
+
+
 def _complete_due_callbacks(
-    session: Session, agent: AgentInfo, debtor: Debtor, now: datetime
+    session: Session,
+    agent: AgentInfo,
+    debtor: Debtor,
+    now: datetime,
+    due_ids: list[int] | None = None,
 ) -> None:
-    """A contact made when a callback is due (or nearly) fulfils that callback."""
-    for task in session.scalars(
-        select(Task).where(
-            Task.debtor_id == debtor.id,
-            Task.kind == "callback",
-            Task.status == "open",
-            Task.due_at <= now + CALLBACK_EARLY,
+    """A contact made when a callback is due (or nearly) fulfils that callback
+    (``due_ids``: the ones :func:`_invoices_and_due_callbacks` read, if it did)."""
+    if due_ids is None:
+        session.flush()
+        due = session.connection().execute(
+            _DUE_CALLBACKS, {"debtor_id": debtor.id, "until": now + CALLBACK_EARLY}
         )
-    ):
+        due_ids = [task_id for (task_id,) in due]
+    ids = due_ids
+    if not ids:  # the usual case: read in Core, no task loaded
+        return
+    for task in session.scalars(select(Task).where(Task.id.in_(ids))):
         _set_status(session, agent, task, "task", "done", debtor.id, now, done_at=now)
 
 
@@ -1264,6 +1438,9 @@ def _set_flag(
 
 
 # --- writing: the public writes ----------------------------------------------------------
+
+
+_CONTACT_INSERT = insert(Contact.__table__).returning(Contact.__table__.c.id)
 
 
 def log_contact(
@@ -1310,57 +1487,78 @@ def log_contact(
 
     def change(session: Session, debtor: Debtor) -> int:
         from collect_tui.services.compliance import (
+            call_event,
             check_outbound,
-            refresh_contact_block,
-            subject_for,
+            contact_block,
+            history_at,
+            subject_and_calls,
         )
 
-        # Holds, disputes and do-not-contact marks: read once for the check and the block.
-        subject = subject_for(session, debtor)
+        # Holds, disputes and do-not-contact marks: read once for the check and the block;
+        # the calls too, from the earlier of the two instants they are judged at.
+        subject, calls = subject_and_calls(session, debtor, min(started, now))
         if direction == "outbound":  # inbound contacts are always loggable
-            check_outbound(session, debtor, channel, address, started, subject=subject)
-        contact = Contact(
-            debtor_id=debtor.id,
-            agent_id=agent.id,
-            channel=channel,
-            direction=direction,
-            address=address[:254] if address else None,
-            started_at=started,
-            disposition=code.code,
-            conversation=is_conversation(code, channel),
-            notes=notes.strip() or None,
-            created_at=now,
+            check_outbound(
+                session, debtor, channel, address, started, subject=subject,
+                history=history_at(calls, started),
+            )  # fmt: skip
+        values = {
+            "channel": channel,
+            "direction": direction,
+            "address": address[:254] if address else None,
+            "started_at": started,
+            "disposition": code.code,
+            "conversation": is_conversation(code, channel),
+            "notes": notes.strip() or None,
+            "agent_id": agent.id,
+        }
+        contact_id: int = (
+            session.connection()
+            .execute(_CONTACT_INSERT, {"debtor_id": debtor.id, "created_at": now, **values})
+            .scalar_one()
         )
-        session.add(contact)
-        session.flush()
-        refresh_contact_block(session, debtor, now, subject)
-        audit.record(
-            session,
+        if channel in ("call", "sms"):  # the contact just logged counts for the block
+            calls.append(
+                (started, call_event(started, values["conversation"], direction, code.code,
+                                      channel))
+            )  # fmt: skip
+        until, reason = contact_block(session, debtor, now, subject, history_at(calls, now))
+        block: dict[str, Any] = {}
+        if debtor.contact_blocked_until != until:
+            block["contact_blocked_until"] = until
+        if debtor.contact_block_reason != (reason or None):
+            block["contact_block_reason"] = reason or None
+        audit.write(
+            session.connection(),
             agent,
             "contact.logged",
             "contact",
-            contact.id,
+            contact_id,
             None,
-            audit.snapshot(contact, _CONTACT_FIELDS),
+            {name: audit.to_jsonable(values[name]) for name in _CONTACT_FIELDS},
             debtor.id,
             at=now,
         )
+        if block:  # the cache columns, as a flush of the changed attributes wrote them
+            _bump_version(session, debtor, **block)
         text = f"{code.label} ({channel} {direction}, {agent.display_name})"
+        invoices, due_callbacks = _invoices_and_due_callbacks(session, debtor.id, now)
         if promise is not None:
             row = _add_promise(
-                session, agent, debtor, promise, contact_id=contact.id, now=now, history_note=False
-            )
+                session, agent, debtor, promise, contact_id=contact_id, now=now,
+                history_note=False, invoices=invoices,
+            )  # fmt: skip
             text += f"; promised {_money(row.amount, row.currency)} by {row.due_date.isoformat()}"
-        if contact.notes:
-            text += f": {contact.notes}"
-        invoices = _open_invoices(session, debtor.id)
+            session.flush()  # its audit row goes in now, as it did before the open invoices
+        if values["notes"]:
+            text += f": {values['notes']}"
         _history_note(session, debtor.id, invoices[0] if invoices else None, text)
-        _complete_due_callbacks(session, agent, debtor, now)
+        _complete_due_callbacks(session, agent, debtor, now, due_callbacks)
         if next_action is not None:
             _add_callback(session, agent, debtor, next_action, now)
         if code.sets_flag:
             _set_flag(session, agent, debtor, code.sets_flag, True, now)
-        return contact.id
+        return contact_id
 
     return _write(db, agent, debtor_id, expected_version, now, change)
 
