@@ -6,9 +6,13 @@ Run against a seeded database (it is modified: scores and cached facts are rewri
         --agents 50 --seed 1
     python bench/rescore.py --db sqlite:////tmp/prio200k.db
 
-The full pass is timed with its commit (the commit writes the rewritten pages; on SQLite
-it also checkpoints the WAL). The incremental rescore is timed for ``--samples`` random
-debtors, each in its own transaction, with and without the commit.
+Each full pass is run for a new day (the first one is tomorrow unless ``--today`` says
+otherwise), as the daily pass at app start does, so that scores really change. It is
+timed with its commit (the commit writes the rewritten pages; on SQLite it also
+checkpoints the WAL). On a PostgreSQL server on this machine, the CPU time its backend
+spent is shown too: on a busy machine it varies less than the elapsed time. The load
+average is printed before and after. The incremental rescore is timed for ``--samples``
+random debtors, each in its own transaction, with and without the commit.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from datetime import UTC, date, datetime, timedelta  # noqa: E402
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import Connection, func, select  # noqa: E402
 
 from collect_tui.services.database import open_database  # noqa: E402
 from collect_tui.storage.models import Debtor  # noqa: E402
@@ -40,36 +45,62 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
+def backend_cpu(conn: Connection) -> float | None:
+    """CPU seconds used so far by the PostgreSQL backend of ``conn``, if it runs here."""
+    if conn.dialect.name != "postgresql":
+        return None
+    pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # another machine, or no /proc
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="database URL")
     parser.add_argument("--full-runs", type=int, default=3, help="full passes (one a day)")
     parser.add_argument("--samples", type=int, default=200, help="incremental rescores")
-    parser.add_argument("--today", type=date.fromisoformat, help="first day (default: today)")
+    parser.add_argument(
+        "--today", type=date.fromisoformat, help="day of the first full pass (default: tomorrow)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
     db = open_database(args.db)
-    first = args.today or datetime.now(UTC).date()
+    first = args.today or datetime.now(UTC).date() + timedelta(days=1)
     with db.engine.connect() as conn:
         debtors = conn.execute(select(func.count()).select_from(Debtor)).scalar_one()
         ids = list(conn.execute(select(Debtor.id)).scalars())
-    print(f"{db.display_url}: {debtors:,} debtors")
+    print(f"{db.display_url}: {debtors:,} debtors; {load()}")
 
     full: list[float] = []
     for run in range(args.full_runs):
         today = first + timedelta(days=run)
         now = datetime.combine(today, datetime.min.time(), UTC) + timedelta(hours=3)
         with db.engine.connect() as conn:
+            cpu_before = backend_cpu(conn)
             started = time.perf_counter()
             count = rescore(conn, today=today, now=now)
             scored = time.perf_counter()
             conn.commit()
             done = time.perf_counter()
+            cpu_after = backend_cpu(conn)
         full.append(done - started)
+        cpu = (
+            f"; server CPU {cpu_after - cpu_before:.2f} s"
+            if cpu_before is not None and cpu_after is not None
+            else ""
+        )
         print(
             f"full rescore {today}: {done - started:.3f} s "
-            f"(rescore {scored - started:.3f} s + commit {done - scored:.3f} s, {count:,} rows)"
+            f"(rescore {scored - started:.3f} s + commit {done - scored:.3f} s, "
+            f"{count:,} rows{cpu})"
         )
 
     rng = random.Random(args.seed)
@@ -93,7 +124,7 @@ def main() -> int:
         f"with commit p50 {statistics.median(with_commit):.2f} ms, "
         f"p99 {percentile(with_commit, 0.99):.2f} ms"
     )
-    print(f"full rescore median: {statistics.median(full):.3f} s")
+    print(f"full rescore median: {statistics.median(full):.3f} s; {load()}")
     db.close()
     return 0
 
