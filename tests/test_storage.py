@@ -12,7 +12,13 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from collect_tui.services.database import Database, open_database
 from collect_tui.storage.engine import StorageError, make_engine
-from collect_tui.storage.migrate import current_revision, ensure_schema, head_revision, upgrade
+from collect_tui.storage.migrate import (
+    current_revision,
+    ensure_schema,
+    head_revision,
+    packaged_head,
+    upgrade,
+)
 from collect_tui.storage.models import Agent, Base, Debtor, Invoice
 
 
@@ -20,6 +26,11 @@ def test_empty_database_is_migrated_on_first_use(db: Database) -> None:
     tables = set(inspect(db.engine).get_table_names())
     assert set(Base.metadata.tables) <= tables
     assert current_revision(db.engine) == head_revision()
+
+
+def test_the_quick_start_check_knows_the_same_head_as_alembic() -> None:
+    """Starts compare the database with the head read from the migration files."""
+    assert packaged_head() == head_revision()
 
 
 def test_migration_matches_models(db: Database) -> None:

@@ -19,7 +19,6 @@ from collect_tui.screens.account import AccountScreen
 from collect_tui.screens.queue import QueueScreen
 from collect_tui.screens.supervisor import SupervisorScreen, refusal
 from collect_tui.services.agents import AgentInfo
-from collect_tui.services.cadence import run_cadence
 from collect_tui.services.claims import new_session_id, release_claims, renew_claims
 from collect_tui.services.database import Database
 from collect_tui.services.scoring import rescore_needed, rescore_portfolio
@@ -178,6 +177,10 @@ class CollectApp(App[None]):
             self.call_from_thread(self.notify, "Refreshing priorities for today...", timeout=3)
             rescore_portfolio(self.db)
             self._refresh_queue_screen()
+            # Imported here: the cadence brings the letter templates' engine, which the
+            # start (and every other day's start) does not need.
+            from collect_tui.services.cadence import run_cadence
+
             run_cadence(self.db, deliver=False)  # due steps become tasks, rescored
         except Exception as exc:
             self.call_from_thread(
