@@ -53,7 +53,7 @@ from collect_tui.services import audit
 from collect_tui.services.agents import AgentInfo
 from collect_tui.services.contactability import open_jurisdictions
 from collect_tui.services.database import Database
-from collect_tui.services.queue import QUEUE_COLUMNS, QueueRow, queue_row
+from collect_tui.services.queue import QUEUE_COLUMNS, QueueRow, excluded_clause, queue_row
 from collect_tui.storage.models import Assignment, Claim, Debtor
 
 CLAIM_TTL = timedelta(minutes=10)
@@ -89,8 +89,9 @@ def _now(now: datetime | None) -> datetime:
     return now
 
 
-def _claimed_elsewhere(session_id: str, now: datetime) -> object:
-    """SQL condition: another session holds a live claim on the debtor."""
+def _claimed_elsewhere(session_id: object, now: object) -> ColumnElement[bool]:
+    """SQL condition: another session holds a live claim on the debtor (values or bound
+    parameters)."""
     return exists().where(
         Claim.debtor_id == Debtor.id, Claim.expires_at > now, Claim.session_id != session_id
     )
@@ -104,19 +105,6 @@ def _locked(query: Select[Any]) -> Select[Any]:
 _debtors = Debtor.__table__.c
 
 
-def _excluded() -> ColumnElement[bool]:
-    """The queue's exclusion (``collect_tui.services.queue._excluded_clause``): flags that
-    stop collection, or nothing owed."""
-    c = _debtors
-    return or_(
-        c.cease_communication.is_(True),
-        c.dispute.is_(True),
-        c.bankruptcy.is_(True),
-        c.deceased.is_(True),
-        c.open_balance <= 0,
-    )
-
-
 def _candidate_statements() -> tuple[Select[Any], ...]:
     """The due-callback, own-queue and pool candidate queries, built once with bound
     parameters (``agent_id``, ``now``, ``session_id``, ``windows``: the open jurisdictions)
@@ -126,11 +114,7 @@ def _candidate_statements() -> tuple[Select[Any], ...]:
     contactable_clause` and :func:`_claimed_elsewhere`."""
     now = bindparam("now", type_=Claim.expires_at.type)
     agent_id = bindparam("agent_id", type_=Debtor.assigned_agent_id.type)
-    free = ~exists().where(
-        Claim.debtor_id == Debtor.id,
-        Claim.expires_at > now,
-        Claim.session_id != bindparam("session_id", type_=Claim.session_id.type),
-    )
+    free = ~_claimed_elsewhere(bindparam("session_id", type_=Claim.session_id.type), now)
     windows = bindparam("windows", expanding=True)
 
     # queue.contactable_clause, with the window test wrapped in a CASE: PostgreSQL then
@@ -140,7 +124,7 @@ def _candidate_statements() -> tuple[Select[Any], ...]:
     c = _debtors
     in_window = tuple_(c.country, func.coalesce(c.region, ""), c.time_zone).in_(windows)
     contactable = and_(
-        ~_excluded(),
+        ~excluded_clause(),
         or_(c.contact_blocked_until.is_(None), c.contact_blocked_until <= now),
         case((in_window, true()), else_=false()),
     )

@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import (
     Boolean,
+    ColumnElement,
     CompoundSelect,
     Connection,
     Date,
@@ -84,6 +85,16 @@ def rules_for(debtor: Debtor) -> RuleSet:
     return compliance_config.active().rules_for(debtor.country or "US", debtor.region)
 
 
+def _recent_calls() -> list[ColumnElement[bool]]:
+    """SQL conditions: the calls and texts of the debtor ``debtor_id`` since ``since``."""
+    contacts = Contact.__table__.c
+    return [
+        contacts.debtor_id == bindparam("debtor_id", type_=Integer),
+        contacts.channel.in_(("call", "sms")),
+        contacts.started_at >= bindparam("since", type_=contacts.started_at.type),
+    ]
+
+
 def _subject_statement(with_calls: bool) -> CompoundSelect[Any]:
     """One read of an account's holds (``h``), disputes (``d``) and do-not-contact
     addresses (``p``, ``e``), as rows of (kind, text, day, invoice id, id, started at,
@@ -119,11 +130,7 @@ def _subject_statement(with_calls: bool) -> CompoundSelect[Any]:
             select(
                 literal("c"), contacts.disposition, no_day, no_invoice, contacts.id,
                 contacts.started_at, contacts.conversation, contacts.direction, contacts.channel,
-            ).where(
-                contacts.debtor_id == debtor_id,
-                contacts.channel.in_(("call", "sms")),
-                contacts.started_at >= bindparam("since", type_=contacts.started_at.type),
-            )
+            ).where(*_recent_calls())
         )  # fmt: skip
     return union_all(*branches)
 
@@ -154,8 +161,8 @@ def subject_for(
 def subject_and_calls(
     session: Session, debtor: Debtor, at: datetime
 ) -> tuple[ContactSubject, list[tuple[datetime, CallEvent]]]:
-    """:func:`subject_for` the debtor (all invoices) and :func:`calls_since` ``at``, in
-    one read."""
+    """:func:`subject_for` the debtor (all invoices) and :func:`call_history` at ``at``,
+    each call with its start time (for :func:`history_at`), in one read."""
     since = at - timedelta(days=HISTORY_DAYS)
     rows = (
         _read(session).execute(_SUBJECT_AND_CALLS, {"debtor_id": debtor.id, "since": since}).all()
@@ -206,11 +213,7 @@ _CALLS = select(
     Contact.__table__.c.direction,
     Contact.__table__.c.disposition,
     Contact.__table__.c.channel,
-).where(
-    Contact.__table__.c.debtor_id == bindparam("debtor_id", type_=Integer),
-    Contact.__table__.c.channel.in_(("call", "sms")),
-    Contact.__table__.c.started_at >= bindparam("since", type_=Contact.__table__.c.started_at.type),
-)
+).where(*_recent_calls())
 
 
 def call_history(session: Session, debtor_id: int, at: datetime) -> list[CallEvent]:
@@ -219,19 +222,13 @@ def call_history(session: Session, debtor_id: int, at: datetime) -> list[CallEve
     A left voicemail counts as an attempt; a wrong number does not; inbound calls only
     start the quiet period when there was a conversation.
     """
-    return [event for _, event in calls_since(session, debtor_id, at)]
-
-
-def calls_since(session: Session, debtor_id: int, at: datetime) -> list[tuple[datetime, CallEvent]]:
-    """:func:`call_history` at ``at``, each event with its stored start time, so that one
-    read can serve several later instants (see :func:`history_at`)."""
     since = at - timedelta(days=HISTORY_DAYS)
     rows = _read(session).execute(_CALLS, {"debtor_id": debtor_id, "since": since})
-    return [(row[0], call_event(*row)) for row in rows]
+    return [call_event(*row) for row in rows]
 
 
 def history_at(calls: list[tuple[datetime, CallEvent]], at: datetime) -> list[CallEvent]:
-    """The events of ``calls`` (read by :func:`calls_since` at or before ``at``) that
+    """The events of ``calls`` (read by :func:`subject_and_calls` at or before ``at``) that
     :func:`call_history` at ``at`` would read."""
     since = at - timedelta(days=HISTORY_DAYS)
     return [event for started, event in calls if started >= since]

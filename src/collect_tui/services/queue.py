@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Select, and_, exists, false, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, tuple_
 
 from collect_tui.domain.aging import BUCKETS, bucket_due_date_floors
 from collect_tui.domain.money import to_money
@@ -138,7 +138,9 @@ def _today_in_utc_day(now: datetime) -> date:
     return now.astimezone(UTC).date()
 
 
-def _excluded_clause() -> object:
+def excluded_clause() -> ColumnElement[bool]:
+    """SQL condition: the account is out of collection (a flag that stops it, or nothing
+    owed); such accounts never come out of ``n``."""
     return or_(
         Debtor.cease_communication.is_(True),
         Debtor.dispute.is_(True),
@@ -174,7 +176,7 @@ def contactable_clause(db: Database, now: datetime) -> object:
     """SQL condition: the account may be called now (flags, call cap, contact window)."""
     in_window = _in_window_clause(open_jurisdictions(db, now))
     return and_(
-        ~_excluded_clause(),
+        ~excluded_clause(),
         or_(Debtor.contact_blocked_until.is_(None), Debtor.contact_blocked_until <= now),
         in_window,
     )

@@ -503,19 +503,6 @@ class _VersionMismatch(Exception):
 
 
 _debtors = Debtor.__table__.c
-_BUMP = (
-    update(Debtor.__table__)
-    .where(
-        _debtors.id == bindparam("debtor_id", type_=_debtors.id.type),
-        _debtors.version == bindparam("expected", type_=_debtors.version.type),
-    )
-    .values(
-        updated_at=bindparam("now", type_=_debtors.updated_at.type),
-        version=_debtors.version + 1,
-    )
-)
-
-
 _bumps: dict[frozenset[str], Any] = {}
 
 
@@ -561,15 +548,8 @@ def _claim(
     debtor = check_access(session, agent, debtor_id)
     if debtor.version != expected_version:
         raise _VersionMismatch
-    # In Core, as the ORM's flush wrote it: a concurrent save that won the race leaves
-    # no row at the expected version.
-    bumped = session.connection().execute(
-        _BUMP, {"debtor_id": debtor_id, "expected": expected_version, "now": now}
-    )
-    if bumped.rowcount != 1:
-        raise _VersionMismatch
-    set_committed_value(debtor, "updated_at", now)
-    set_committed_value(debtor, "version", expected_version + 1)
+    # A concurrent save that won the race leaves no row at the expected version.
+    _bump_version(session, debtor, updated_at=now)
     return debtor
 
 
