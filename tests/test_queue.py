@@ -151,9 +151,32 @@ def test_contactable_filter_respects_local_contact_hours(portfolio: Database) ->
 
 def test_summary_and_marker(portfolio: Database) -> None:
     alice = get_agent(portfolio, "alice")
+    with portfolio.session() as session:  # something due today to be counted
+        ids = session.scalars(
+            select(Debtor.id).where(Debtor.assigned_agent_id == alice.id).limit(3)
+        ).all()
+        session.execute(update(Debtor).where(Debtor.id == ids[0]).values(promise_due_on=NOW.date()))
+        session.execute(
+            update(Debtor)
+            .where(Debtor.id.in_(ids[1:]))
+            .values(next_action="callback", next_action_at=NOW + timedelta(hours=2))
+        )
     summary = queue_summary(portfolio, alice, now=NOW)
+    assert summary.promises_due_today >= 1 and summary.callbacks_due >= 2
     assert summary.accounts == len(_all(portfolio, alice))
     marker = queue_marker(portfolio, alice)
+    assert summary.marker == marker  # read in the summary's own pass
+    with portfolio.session() as session:
+        mine = session.scalars(select(Debtor).where(Debtor.assigned_agent_id == alice.id)).all()
+    end_of_day = datetime.combine(NOW.date() + timedelta(days=1), datetime.min.time(), UTC)
+    assert summary.promises_due_today == sum(d.promise_due_on == NOW.date() for d in mine)
+    assert summary.callbacks_due == sum(
+        d.next_action == "callback" and d.next_action_at < end_of_day for d in mine
+    )
+    balances: dict[str, object] = {}
+    for d in mine:
+        balances[d.currency] = balances.get(d.currency, 0) + d.open_balance
+    assert summary.balance == {c: v for c, v in balances.items() if v}
     with portfolio.session() as session:
         debtor = session.scalars(
             select(Debtor).where(Debtor.assigned_agent_id == alice.id).limit(1)

@@ -6,7 +6,7 @@ import time
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 from textual import events, work
@@ -15,14 +15,17 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from collect_tui import clock
-from collect_tui.screens.account import AccountScreen
 from collect_tui.screens.queue import QueueScreen
-from collect_tui.screens.supervisor import SupervisorScreen, refusal
 from collect_tui.services.agents import AgentInfo
 from collect_tui.services.claims import new_session_id, release_claims, renew_claims
 from collect_tui.services.database import Database
 from collect_tui.services.scoring import rescore_needed, rescore_portfolio
-from collect_tui.services.workspace import AccountView, latest_change
+
+# The account and supervisor screens are imported where they are first needed, so that
+# an agent's queue is painted without waiting for them (see QueueScreen's preload).
+if TYPE_CHECKING:
+    from collect_tui.screens.account import AccountScreen
+    from collect_tui.services.workspace import AccountView
 
 
 def keymap_path() -> Path:
@@ -76,6 +79,8 @@ class CollectApp(App[None]):
         if problem:
             self.notify(problem, title="Keymap", severity="warning", timeout=10)
         if self.agent.is_supervisor:  # supervisors and admins start on their console
+            from collect_tui.screens.supervisor import SupervisorScreen
+
             self.push_screen(SupervisorScreen(self.db, self.agent))
         else:
             self.push_screen(QueueScreen(self.db, self.agent))
@@ -107,6 +112,8 @@ class CollectApp(App[None]):
         """
         if not self.screen_stack:
             return
+        from collect_tui.screens.account import AccountScreen
+
         screen = self.screen
         if isinstance(screen, AccountScreen) and screen.account is not None:
             self._watch_account(screen, screen.account)
@@ -115,6 +122,8 @@ class CollectApp(App[None]):
     def _watch_account(self, screen: AccountScreen, account: AccountView) -> None:
         """Reload the open account when someone else (a sync, a supervisor, another
         session) changed it, and say who; the agent's own saves reload it themselves."""
+        from collect_tui.services.workspace import latest_change
+
         shown = (account.version, account.freshness.debtor_synced_at)
         try:
             change = latest_change(self.db, screen.debtor_id, account.version)
@@ -156,6 +165,8 @@ class CollectApp(App[None]):
 
     def action_supervisor_console(self) -> None:
         """Back to the supervisor console (F2); an agent is told it is not for them."""
+        from collect_tui.screens.supervisor import SupervisorScreen, refusal
+
         if not self.agent.is_supervisor:
             self.notify(refusal(self.agent), title="Supervisor", severity="error", timeout=10)
             return

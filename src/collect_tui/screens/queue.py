@@ -172,11 +172,12 @@ class QueueScreen(Screen[None]):
     ) -> None:
         now = clock.now()
         try:
+            # Counted before the rows are read: a change in between refreshes the queue.
+            summary = queue_summary(self.db, self.agent, now=now) if counts else None
+            marker = summary.marker if summary is not None else self._marker
             pinned = [] if queue_filter.active else due_callbacks(self.db, self.agent, now=now)
             limit = max(PAGE_SIZE, minimum)
             rows = queue_page(self.db, self.agent, queue_filter=queue_filter, limit=limit, now=now)
-            summary = queue_summary(self.db, self.agent, now=now) if counts else None
-            marker = queue_marker(self.db, self.agent) if counts else self._marker
         except Exception as exc:  # shown on screen, never a crash
             self.app.call_from_thread(self._show_error, str(exc))
             return
