@@ -80,6 +80,63 @@ def test_bucket_filter_matches_the_oldest_invoice(portfolio: Database) -> None:
     assert total == len(with_invoices)
 
 
+@pytest.mark.parametrize("limit", [3, 37])  # small pages walk the queue more often
+def test_filters_give_exactly_the_matching_accounts_in_queue_order(
+    portfolio: Database, limit: int
+) -> None:
+    """Whether a filter's page walks the queue or sorts what an index found, the rows
+    are those of the whole queue that match, in the same order."""
+    alice = get_agent(portfolio, "alice")
+    today = NOW.date()
+    end_of_day = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC)
+    with portfolio.session() as session:  # a few callbacks and promises to find
+        ids = session.scalars(
+            select(Debtor.id).where(Debtor.assigned_agent_id == alice.id).limit(12)
+        ).all()
+        session.execute(update(Debtor).where(Debtor.id.in_(ids[:4])).values(promise_due_on=today))
+        session.execute(
+            update(Debtor).where(Debtor.id.in_(ids[4:6])).values(installment_missed=True)
+        )
+        session.execute(
+            update(Debtor)
+            .where(Debtor.id.in_(ids[6:12]))
+            .values(next_action="callback", next_action_at=NOW + timedelta(hours=1))
+        )
+        facts = {
+            d.id: d
+            for d in session.scalars(select(Debtor).where(Debtor.assigned_agent_id == alice.id))
+        }
+    queue = [r.debtor_id for r in _all(portfolio, alice)]
+
+    def promised(d: Debtor) -> bool:
+        due = d.promise_due_on is not None and d.promise_due_on <= today
+        return due or d.broken_promise_on is not None or bool(d.installment_missed)
+
+    def called_back(d: Debtor) -> bool:
+        return d.next_action == "callback" and d.next_action_at < end_of_day
+
+    def in_bucket(bucket: str):
+        return lambda d: (
+            bool(d.open_invoices) and (bucket_of_due_date(d.oldest_due_date, today) == bucket)
+        )
+
+    cases = [(QueueFilter(bucket=b), in_bucket(b)) for b in BUCKETS]
+    cases += [
+        (QueueFilter(promise_due=True), promised),
+        (QueueFilter(callbacks=True), called_back),
+        (
+            QueueFilter(promise_due=True, bucket=BUCKETS[-1]),
+            lambda d: promised(d) and in_bucket(BUCKETS[-1])(d),
+        ),
+    ]
+    for queue_filter, matches in cases:
+        expected = [i for i in queue if matches(facts[i])]
+        got = [r.debtor_id for r in _all(portfolio, alice, queue_filter, limit=limit)]
+        assert got == expected, queue_filter
+    assert any(len([i for i in queue if m(facts[i])]) > 30 for _, m in cases)  # walked
+    assert any(0 < len([i for i in queue if m(facts[i])]) <= 6 for _, m in cases)  # sorted
+
+
 def test_search_by_name_invoice_number_phone_and_email(portfolio: Database) -> None:
     alice = get_agent(portfolio, "alice")
     with portfolio.session() as session:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     tuple_,
 )
 
@@ -33,7 +34,7 @@ from collect_tui.domain.zones import zone_or_utc
 from collect_tui.services.agents import AgentInfo
 from collect_tui.services.contactability import open_jurisdictions
 from collect_tui.services.database import Database
-from collect_tui.storage.models import Debtor, Email, Invoice, Phone
+from collect_tui.storage.models import PROMISE_FACTS, Debtor, Email, Invoice, Phone
 
 SEARCH_MIN_CHARS = 2
 
@@ -212,20 +213,34 @@ def _search_clause(text: str) -> object:
     return or_(*clauses)
 
 
-def _filtered(
-    db: Database, agent: AgentInfo, queue_filter: QueueFilter, now: datetime
-) -> Select[tuple[object, ...]]:
-    query = select(*_COLUMNS).where(Debtor.assigned_agent_id == agent.id)
-    today = _today_in_utc_day(now)
+def _narrowing(queue_filter: QueueFilter, today: date) -> list[ColumnElement[bool]]:
+    """The conditions of ``queue_filter`` that an index finds on its own: the bucket's
+    range of oldest due dates, a promise fact, a callback before tomorrow."""
+    conditions: list[ColumnElement[bool]] = []
     if queue_filter.bucket:
         floors = dict(bucket_due_date_floors(today))
         index = BUCKETS.index(queue_filter.bucket)
         floor = floors[queue_filter.bucket]
         if floor is not None:
-            query = query.where(Debtor.oldest_due_date >= floor)
+            conditions.append(Debtor.oldest_due_date >= floor)
         if index > 0:
-            previous_floor = floors[BUCKETS[index - 1]]
-            query = query.where(Debtor.oldest_due_date < previous_floor)
+            conditions.append(Debtor.oldest_due_date < floors[BUCKETS[index - 1]])
+    if queue_filter.promise_due:
+        conditions.append(text(f"({PROMISE_FACTS})"))  # the promises index's condition
+    if queue_filter.callbacks:
+        end_of_day = datetime.combine(today + timedelta(days=1), time(0), UTC)
+        conditions.append(Debtor.next_action_at < end_of_day)
+    return conditions
+
+
+def _filtered(
+    db: Database, agent: AgentInfo, queue_filter: QueueFilter, now: datetime
+) -> Select[tuple[object, ...]]:
+    today = _today_in_utc_day(now)
+    query = select(*_COLUMNS).where(
+        Debtor.assigned_agent_id == agent.id, *_narrowing(queue_filter, today)
+    )
+    if queue_filter.bucket:
         query = query.where(Debtor.open_invoices > 0)
     if queue_filter.promise_due:
         query = query.where(
@@ -236,8 +251,7 @@ def _filtered(
             )
         )
     if queue_filter.callbacks:
-        end_of_day = datetime.combine(today + timedelta(days=1), time(0), UTC)
-        query = query.where(Debtor.next_action == "callback", Debtor.next_action_at < end_of_day)
+        query = query.where(Debtor.next_action == "callback")
     if queue_filter.contactable_now:
         query = query.where(contactable_clause(db, now))
     if len(queue_filter.search.strip()) >= SEARCH_MIN_CHARS:
@@ -341,6 +355,25 @@ def due_callbacks(
     return [replace(row, pinned=True) for row in _rows(db, query, now)]
 
 
+def _few_match(
+    db: Database, agent: AgentInfo, narrowing: list[ColumnElement[bool]], limit: int
+) -> bool:
+    """Whether sorting the accounts that meet ``narrowing`` costs less than walking the
+    queue in order until ``limit`` of them turn up (both counted from indexes alone)."""
+    if not narrowing:
+        return False
+    mine = Debtor.assigned_agent_id == agent.id
+    with db.session() as session:
+        matching, total = session.execute(
+            select(
+                select(func.count()).where(mine, *narrowing).scalar_subquery(),
+                select(func.count()).where(mine).scalar_subquery(),
+            )
+        ).one()
+    # Walking reads about limit * total / matching rows; sorting reads the matching ones.
+    return matching * matching <= limit * total
+
+
 def queue_page(
     db: Database,
     agent: AgentInfo,
@@ -354,10 +387,10 @@ def queue_page(
     now = now or datetime.now(UTC)
     queue_filter = queue_filter or QueueFilter()
     score: ColumnElement[Any] = Debtor.priority_score
-    if queue_filter.callbacks:
-        # Few accounts have a callback. Ordered by the bare score, SQLite walks the whole
-        # queue index to find them (about 100 ms at 10k accounts an agent); ordered by an
-        # expression it takes the few from the callbacks index and sorts them (under 1 ms).
+    if _few_match(db, agent, _narrowing(queue_filter, _today_in_utc_day(now)), limit):
+        # Ordered by the bare score, the database walks the queue index until it has
+        # ``limit`` matches: about 100 ms at 10k accounts when few match. Ordered by an
+        # expression, it takes the matches from the filter's index and sorts them.
         score = Debtor.priority_score + 0
     query = _filtered(db, agent, queue_filter, now).order_by(score.desc(), Debtor.id).limit(limit)
     if after is not None:
