@@ -256,3 +256,70 @@ async def test_queue_in_a_headless_browser(devtools: str, served: int) -> None:
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "serve-queue.png").write_bytes(png)
+
+
+@pytest.fixture
+def served_to_team(tmp_path: Path) -> Iterator[int]:
+    """``collect-tui serve --user-header X-Forwarded-User`` for a portfolio of two agents."""
+    db_url = f"sqlite:///{tmp_path}/team.db"
+    assert cli.main(["seed", "--db", db_url, "--debtors", "30", "--agents", "2"]) == 0
+    for name, display in (("webby", DISPLAY_NAME), ("second", "Second Tester")):
+        assert cli.main(["agent", "add", name, "--display-name", display, "--db", db_url]) == 0
+    assert cli.main(["rebalance", "--db", db_url, "--as", "supervisor", "--apply"]) == 0
+    port = _free_port()
+    argv = [sys.executable, "-m", "collect_tui.cli", "serve", "--host", "127.0.0.1",
+            "--port", str(port), "--db", db_url, "--user-header", "X-Forwarded-User"]  # fmt: skip
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for_port(port, proc)
+        yield port
+    finally:
+        _stop(proc)
+        log.close()
+
+
+async def _painted_by_session(port: int, user: str, text: str) -> None:
+    """Open a tab's websocket as ``user`` (as the proxy would name them) until ``text`` shows."""
+    url = f"http://127.0.0.1:{port}/ws?width=80&height=24"
+    headers = {"X-Forwarded-User": user}
+    screen = b""
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        deadline = time.monotonic() + 40
+        while text not in ANSI.sub(b"", screen).decode(errors="replace"):
+            left = deadline - time.monotonic()
+            assert left > 0, f"{text!r} never painted for {user}: {screen[-600:]!r}"
+            message = await ws.receive(timeout=left)
+            assert message.type == aiohttp.WSMsgType.BINARY, message
+            screen += message.data
+
+
+async def test_each_tab_signs_in_as_the_user_the_proxy_names(served_to_team: int) -> None:
+    """One server for a team: the session is the header's agent; no header, no page."""
+    await asyncio.gather(
+        _painted_by_session(served_to_team, "webby", TITLE),
+        _painted_by_session(served_to_team, "second", "Second Tester (agent)  queue"),
+    )
+    base = f"http://127.0.0.1:{served_to_team}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/") as page:
+            assert page.status == 403
+            assert "X-Forwarded-User" in await page.text()
+        async with http.get(f"{base}/", headers={"X-Forwarded-User": "webby"}) as page:
+            assert page.status == 200
+        async with http.get(f"{base}/", headers={"X-Forwarded-User": "mallory"}) as page:
+            assert page.status == 403
+            assert "not an agent" in await page.text()
+        for headers in ({}, {"X-Forwarded-User": "webby; rm -rf /"}, {"X-Forwarded-User": "x"}):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                async with http.ws_connect(f"{base}/ws?width=80&height=24", headers=headers):
+                    pass
+            assert refused.value.status == 403
+
+
+def test_serve_user_header_and_agent_exclude_each_other(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["serve", "--port", "1", "--agent", "webby", "--user-header", "X-Forwarded-User"]
+    assert cli.main(argv) == 2
+    assert "exclude each other" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -257,15 +258,21 @@ def _add_serve_parser(sub: argparse._SubParsersAction, common: argparse.Argument
         parents=[common],
         help="serve the workstation to web browsers (put it behind an authenticating proxy)",
         description="Serve the workstation over HTTP with textual-serve: every browser tab "
-        "runs its own session signed in as --agent. It does no authentication of its own, "
-        "so it binds only loopback addresses unless --allow-remote is given; put it behind "
-        "a reverse proxy that authenticates the user. Ctrl+C stops it.",
+        "runs its own session, signed in as the user the authenticating proxy names in "
+        "--user-header, or else as --agent. It does no authentication of its own, so it "
+        "binds only loopback addresses unless --allow-remote is given; put it behind a "
+        "reverse proxy that authenticates the user. Ctrl+C stops it.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_positive_int, default=8000, help="default 8000")
     serve.add_argument(
         "--agent", metavar="NAME", help="the agent every session signs in as (default: your "
         "OS user name)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--user-header", metavar="HEADER",
+        help="sign each session in as the agent the proxy names in this request header "
+        "(e.g. X-Forwarded-User); requests without it are refused",
     )  # fmt: skip
     serve.add_argument(
         "--allow-remote", action="store_true",
@@ -767,40 +774,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"refusing to serve on {args.host!r}, not a loopback address: the page has no "
             "login of its own; put it behind an authenticating proxy and add --allow-remote"
         )
-    agent_name = args.agent or _default_agent()
+    header = (args.user_header or "").strip() or None
+    if header is not None and args.agent:
+        raise CommandError("--agent and --user-header exclude each other: with a user header "
+                           "each session signs in as the user the proxy names")  # fmt: skip
+    if header is not None and not re.fullmatch(r"[A-Za-z0-9-]+", header):
+        raise CommandError(f"--user-header {header!r} is not an HTTP header name")
+    agent_name = None if header is not None else args.agent or _default_agent()
     url = resolve_db_url(args.db)
     db = open_database(url)
-    try:
+
+    def is_agent(name: str) -> bool:
         try:
-            get_agent(db, agent_name)
+            get_agent(db, name)
         except UnknownAgentError:
-            raise CommandError(
-                f"no agent named {agent_name!r} in {db.display_url}; create one with "
-                f"'collect-tui agent add {agent_name}' or pass --agent NAME"
-            ) from None
-    finally:
+            return False
+        return True
+
+    if agent_name is not None and not is_agent(agent_name):
         db.close()
-    try:
-        from textual_serve.server import Server
-    except ImportError:  # pragma: no cover - a dependency of the package
-        raise CommandError("textual-serve is not installed: pip install textual-serve") from None
+        raise CommandError(
+            f"no agent named {agent_name!r} in {db.display_url}; create one with "
+            f"'collect-tui agent add {agent_name}' or pass --agent NAME"
+        )
+    from collect_tui.web import SessionServer
+
     # The URL goes to the sessions through the environment, never the command line (ps).
     os.environ["COLLECT_TUI_DB"] = url
-    command = [sys.executable, "-m", "collect_tui.cli", "--agent", agent_name]
+    base = [sys.executable, "-m", "collect_tui.cli"]
     rules = getattr(args, "rules", None)
     if rules:
-        command += ["--rules", str(Path(rules).resolve())]
-    server = Server(
-        shlex.join(command),
+        base += ["--rules", str(Path(rules).resolve())]
+
+    def command_for(agent: str) -> str:
+        return shlex.join([*base, "--agent", agent])
+
+    server = SessionServer(
+        command_for,
+        agent=agent_name,
+        user_header=header,
+        is_agent=is_agent,
         host=args.host,
         port=args.port,
-        title=f"collect-tui ({agent_name})",
+        title=f"collect-tui ({agent_name})" if agent_name else "collect-tui",
         public_url=args.public_url.rstrip("/") if args.public_url else None,
     )
     try:
         server.serve()
     except OSError as exc:
         raise CommandError(f"cannot serve on {args.host}:{args.port}: {exc.strerror}") from None
+    finally:
+        db.close()
     return 0
 
 
