@@ -18,8 +18,9 @@ from collect_tui import clock
 from collect_tui.screens.queue import QueueScreen
 from collect_tui.services.agents import AgentInfo
 from collect_tui.services.claims import new_session_id, release_claims, renew_claims
+from collect_tui.services.daily import cadence_needed, rescore_needed
 from collect_tui.services.database import Database
-from collect_tui.services.scoring import rescore_needed, rescore_portfolio
+from collect_tui.services.scoring import rescore_portfolio
 
 # The account and supervisor screens are imported where they are first needed, so that
 # an agent's queue is painted without waiting for them (see QueueScreen's preload).
@@ -181,18 +182,22 @@ class CollectApp(App[None]):
     def _daily_rescore(self) -> None:
         """The first start of a day refreshes every score (after the first paint), shows
         them, then turns the collection rule's due steps into tasks (rescoring the accounts
-        they touch), which takes longer on a big portfolio."""
+        they touch), which takes longer on a big portfolio. Each is recorded when done, so
+        a start after a crash in between does what is left."""
         try:
-            if not rescore_needed(self.db):
+            rescore, cadence = rescore_needed(self.db), cadence_needed(self.db)
+            if not (rescore or cadence):
                 return
-            self.call_from_thread(self.notify, "Refreshing priorities for today...", timeout=3)
-            rescore_portfolio(self.db)
-            self._refresh_queue_screen()
-            # Imported here: the cadence brings the letter templates' engine, which the
-            # start (and every other day's start) does not need.
-            from collect_tui.services.cadence import run_cadence
+            if rescore:
+                self.call_from_thread(self.notify, "Refreshing priorities for today...", timeout=3)
+                rescore_portfolio(self.db)
+                self._refresh_queue_screen()
+            if cadence:
+                # Imported here: the cadence brings the letter templates' engine, which the
+                # start (and every other day's start) does not need.
+                from collect_tui.services.cadence import run_cadence
 
-            run_cadence(self.db, deliver=False)  # due steps become tasks, rescored
+                run_cadence(self.db, deliver=False)  # due steps become tasks, rescored
         except Exception as exc:
             self.call_from_thread(
                 self.notify, f"Daily rescore failed: {exc}", severity="error", timeout=10

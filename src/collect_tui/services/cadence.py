@@ -58,6 +58,7 @@ from collect_tui.domain.cadence import CONTACT_ACTIONS, DEFAULT_SEGMENT, Cadence
 from collect_tui.services import audit, compliance_config
 from collect_tui.services.compliance import outbound_decision_for
 from collect_tui.services.compliance_config import ComplianceConfig
+from collect_tui.services.daily import CADENCE_LAST_RUN, cadence_needed, last_cadence_run
 from collect_tui.services.database import Database
 from collect_tui.services.delivery import (
     DeliveryError,
@@ -90,7 +91,6 @@ PASSING_BLOCKS = frozenset({"contact_window", "call_frequency", "hold"})
 FULL_RESCORE_THRESHOLD = 20_000
 # Contacts logged this long before the previous run are looked at again (late logging).
 RECENT_CONTACT_MARGIN = timedelta(days=3)
-LAST_RUN = "cadence_last_run"
 # Invoice statuses that end an invoice's cadence.
 CLOSED_INVOICE_STATUSES = ("paid", "voided", "deleted")
 NOTE_LIMIT = 500
@@ -353,18 +353,10 @@ def _suspect_debtors(today: date) -> Any:
     )
 
 
-def _last_run(session: Session) -> datetime | None:
-    value = session.scalar(select(Setting.value).where(Setting.key == LAST_RUN))
-    try:
-        return datetime.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
 def _remember_run(session: Session, now: datetime) -> None:
-    setting = session.get(Setting, LAST_RUN)
+    setting = session.get(Setting, CADENCE_LAST_RUN)
     if setting is None:
-        session.add(Setting(key=LAST_RUN, value=now.isoformat()))
+        session.add(Setting(key=CADENCE_LAST_RUN, value=now.isoformat()))
     else:
         setting.value = now.isoformat()
     session.flush()
@@ -389,7 +381,7 @@ def update_tasks(
     today = now.astimezone(UTC).date()
     configured = [segment for segment, _ in _segments(config)]
     touched: set[int] = set()
-    previous = _last_run(session)
+    previous = last_cadence_run(session)
     first_new = (conn.execute(select(func.max(tasks.c.id))).scalar() or 0) + 1
     new_task_debtors = select(tasks.c.debtor_id).where(tasks.c.id >= first_new)
 
@@ -739,14 +731,6 @@ def _outcome(
         reason=reason,
         body=message.body if message else "",
     )
-
-
-def cadence_needed(db: Database, *, now: datetime | None = None) -> bool:
-    """True when the cadence has not run yet today (UTC): the app runs it once a day."""
-    now = now or clock.now()
-    with db.session() as session:
-        last = _last_run(session)
-    return last is None or last.astimezone(UTC).date() < now.astimezone(UTC).date()
 
 
 class _DryRunDone(Exception):

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, select
 
 from collect_tui.domain.priority import DEFAULT_WEIGHTS, PriorityWeights
+from collect_tui.services.daily import mark_rescored, record_rescore_day, rescore_needed
 from collect_tui.services.database import Database
-from collect_tui.storage.models import Setting
-from collect_tui.storage.scoring import rescore, store_weights, stored_weights, write_setting
+from collect_tui.storage.scoring import rescore, store_weights, stored_weights
 
 
 class WeightsFileError(ValueError):
     """A priority weights file that cannot be used, with the file and key in the message."""
-
-
-LAST_RESCORE_DAY = "last_rescore_day"
 
 
 def rescore_portfolio(db: Database, *, now: datetime | None = None) -> int:
@@ -81,20 +77,12 @@ def set_weights(db: Database, weights: PriorityWeights, *, now: datetime | None 
     return _full_pass(db, now, weights)
 
 
-def rescore_needed(db: Database, *, today: date | None = None) -> bool:
-    """True when no full rescore has run today (UTC), e.g. at the first start of a day."""
-    today = today or datetime.now(UTC).date()
-    with db.session() as session:
-        last = session.scalar(select(Setting.value).where(Setting.key == LAST_RESCORE_DAY))
-    return last != today.isoformat()
-
-
-def mark_rescored(db: Database, today: date) -> None:
-    """Record that the scores are current for ``today`` (the seed scores as of its own day)."""
-    with db.session() as session:
-        record_rescore_day(session.connection(), today)
-
-
-def record_rescore_day(conn: Connection, today: date) -> None:
-    """Note, in the caller's transaction, that every score is current for ``today``."""
-    write_setting(conn, LAST_RESCORE_DAY, today.isoformat())
+__all__ = [
+    "WeightsFileError",
+    "current_weights",
+    "mark_rescored",
+    "read_weights_file",
+    "rescore_needed",
+    "rescore_portfolio",
+    "set_weights",
+]
