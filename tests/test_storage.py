@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -9,6 +11,7 @@ import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.schema import CreateIndex
 
 from collect_tui.services.database import Database, open_database
 from collect_tui.storage.engine import StorageError, make_engine
@@ -19,7 +22,7 @@ from collect_tui.storage.migrate import (
     packaged_head,
     upgrade,
 )
-from collect_tui.storage.models import Agent, Base, Debtor, Invoice
+from collect_tui.storage.models import PARTIAL_INDEXES, Agent, Base, Debtor, Invoice
 
 
 def test_empty_database_is_migrated_on_first_use(db: Database) -> None:
@@ -151,3 +154,21 @@ def test_older_schema_is_left_alone_until_db_upgrade(db_url: str) -> None:
     assert (before, after) == ("0001", head_revision())
     ensure_schema(engine)
     engine.dispose()
+
+
+def test_partial_indexes_keep_their_condition_on_each_engine(db: Database) -> None:
+    """An index made from the models (the daily pass rebuilds some) is as partial as the
+    migrations made it, on PostgreSQL too, though the models name no PostgreSQL option."""
+    indexes = {str(index.name): index for index in Debtor.__table__.indexes}
+    for name, condition in PARTIAL_INDEXES.items():
+        ddl = str(CreateIndex(indexes[name]).compile(dialect=db.engine.dialect))
+        assert ddl.endswith(f"WHERE {condition}"), ddl
+
+
+def test_the_models_load_without_the_postgresql_dialect() -> None:
+    """Every start imports the models: the PostgreSQL dialect (0.1 s) only if it is used."""
+    code = "import sys, collect_tui.storage.models; print(sorted(sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "sqlalchemy.dialects.postgresql" not in loaded

@@ -168,6 +168,10 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int | None = None) -
         raise StorageError(f"no driver for {parsed.drivername}; use postgresql+psycopg") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        from collect_tui.storage.models import declare_postgresql_conditions
+
+        declare_postgresql_conditions()
     event.listen(engine, "before_cursor_execute", _guard_cursor)
     check_connection(engine)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
