@@ -165,9 +165,9 @@ def test_partial_indexes_keep_their_condition_on_each_engine(db: Database) -> No
         assert ddl.endswith(f"WHERE {condition}"), ddl
 
 
-def test_the_models_load_without_the_postgresql_dialect() -> None:
-    """Every start imports the models: the PostgreSQL dialect (0.1 s) only if it is used."""
-    code = "import sys, collect_tui.storage.models; print(sorted(sys.modules))"
+def test_the_app_loads_without_the_postgresql_dialect() -> None:
+    """Every start imports the app: the PostgreSQL dialect (0.1 s) only if it is used."""
+    code = "import sys, collect_tui.app; print(sorted(sys.modules))"
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

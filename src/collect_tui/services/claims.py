@@ -21,6 +21,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -45,7 +46,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from collect_tui.domain.priority import EXCLUDED_SCORE
@@ -228,10 +228,15 @@ def _upsert_statement(dialect_insert: Any) -> Executable:
     ).returning(claims.debtor_id)  # fmt: skip
 
 
-_UPSERT = {
-    "postgresql": _upsert_statement(postgresql.insert),
-    "sqlite": _upsert_statement(sqlite.insert),
-}
+@cache
+def _upsert_for(dialect: str) -> Executable:
+    """The claim upsert on ``dialect``, built at first use: importing the PostgreSQL
+    dialect's INSERT loads the whole dialect, which a SQLite start does without."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return _upsert_statement(insert)
 
 
 def _upsert_claim(
@@ -246,7 +251,7 @@ def _upsert_claim(
         "claimed_at": now,
         "expires_at": now + ttl,
     }
-    return session.connection().execute(_UPSERT[db.dialect], params).first() is not None
+    return session.connection().execute(_upsert_for(db.dialect), params).first() is not None
 
 
 _TAKE = (

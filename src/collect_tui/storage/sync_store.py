@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Table, and_, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from collect_tui.storage.models import (
     AuditEntry,
@@ -112,9 +112,13 @@ def zone_for(country: str) -> str:
 
 
 def _insert(conn: Connection, table: Table) -> Any:
+    """An INSERT of this engine's dialect, which can say ON CONFLICT."""
     if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+        # Imported here: it loads the whole PostgreSQL dialect, which a SQLite start skips.
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    return sqlite_insert(table)
 
 
 def _chunks(values: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[Any]]:
