@@ -92,17 +92,18 @@ def test_serve_refuses_a_non_loopback_address(capsys: pytest.CaptureFixture[str]
         assert not cli.is_loopback_host(host), host
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[int]:
-    """``collect-tui serve`` on a free port against a small seeded SQLite portfolio."""
+@contextlib.contextmanager
+def _serving(tmp_path: Path, agents: dict[str, str], *how: str) -> Iterator[int]:
+    """``collect-tui serve ... *how`` on a free port, for a small seeded SQLite portfolio
+    shared between ``agents`` (name: display name)."""
     db_url = f"sqlite:///{tmp_path}/portfolio.db"
     assert cli.main(["seed", "--db", db_url, "--debtors", "30", "--agents", "2"]) == 0
-    add = ["agent", "add", "webby", "--display-name", DISPLAY_NAME, "--db", db_url]
-    assert cli.main(add) == 0
+    for name, display in agents.items():
+        assert cli.main(["agent", "add", name, "--display-name", display, "--db", db_url]) == 0
     assert cli.main(["rebalance", "--db", db_url, "--as", "supervisor", "--apply"]) == 0
     port = _free_port()
     argv = [sys.executable, "-m", "collect_tui.cli", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--db", db_url, "--agent", "webby"]  # fmt: skip
+            "--port", str(port), "--db", db_url, *how]  # fmt: skip
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -111,6 +112,21 @@ def served(tmp_path: Path) -> Iterator[int]:
     finally:
         _stop(proc)
         log.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[int]:
+    """``collect-tui serve --agent webby``: every session is webby's."""
+    with _serving(tmp_path, {"webby": DISPLAY_NAME}, "--agent", "webby") as port:
+        yield port
+
+
+@pytest.fixture
+def served_to_team(tmp_path: Path) -> Iterator[int]:
+    """``collect-tui serve --user-header X-Forwarded-User`` for a portfolio of two agents."""
+    agents = {"webby": DISPLAY_NAME, "second": "Second Tester"}
+    with _serving(tmp_path, agents, "--user-header", "X-Forwarded-User") as port:
+        yield port
 
 
 @pytest.fixture
@@ -256,27 +272,6 @@ async def test_queue_in_a_headless_browser(devtools: str, served: int) -> None:
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "serve-queue.png").write_bytes(png)
-
-
-@pytest.fixture
-def served_to_team(tmp_path: Path) -> Iterator[int]:
-    """``collect-tui serve --user-header X-Forwarded-User`` for a portfolio of two agents."""
-    db_url = f"sqlite:///{tmp_path}/team.db"
-    assert cli.main(["seed", "--db", db_url, "--debtors", "30", "--agents", "2"]) == 0
-    for name, display in (("webby", DISPLAY_NAME), ("second", "Second Tester")):
-        assert cli.main(["agent", "add", name, "--display-name", display, "--db", db_url]) == 0
-    assert cli.main(["rebalance", "--db", db_url, "--as", "supervisor", "--apply"]) == 0
-    port = _free_port()
-    argv = [sys.executable, "-m", "collect_tui.cli", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--db", db_url, "--user-header", "X-Forwarded-User"]  # fmt: skip
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_for_port(port, proc)
-        yield port
-    finally:
-        _stop(proc)
-        log.close()
 
 
 async def _painted_by_session(port: int, user: str, text: str) -> None:
