@@ -5,13 +5,23 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from pgserver import PostgresServer, postgres_available
 
+from collect_tui.services.daily import mark_cadence_run, mark_rescored
 from collect_tui.services.database import Database, open_database
 
 _counter = itertools.count()
+
+
+def no_daily_work(db: Database) -> None:
+    """Mark today's rescore and cadence done: an app started on ``db`` then does neither
+    (the portfolio keeps the scores and tasks of its own day)."""
+    now = datetime.now(UTC)
+    mark_rescored(db, now.date())
+    mark_cadence_run(db, now)
 
 
 def in_ci() -> bool:

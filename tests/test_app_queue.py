@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from conftest import no_daily_work
 from sqlalchemy import select
 from textual.widgets import DataTable, Static
 
@@ -17,7 +18,6 @@ from collect_tui.screens.queue_filters import QueueFilterScreen
 from collect_tui.services.agents import get_agent
 from collect_tui.services.database import Database, open_database
 from collect_tui.services.queue import QueueFilter, due_callbacks, queue_page
-from collect_tui.services.scoring import mark_rescored
 from collect_tui.services.seed import seed_portfolio
 from collect_tui.storage.models import Debtor, Invoice
 from collect_tui.widgets.queue_table import QueueTable
@@ -31,7 +31,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Database:
     path: Path = tmp_path_factory.mktemp("app") / "app.db"
     db = open_database(f"sqlite:///{path}")
     seed_portfolio(db.engine, debtors=1500, agents=3, seed=9, as_of=AS_OF)
-    mark_rescored(db, datetime.now(UTC).date())  # the scores stay as of AS_OF
+    no_daily_work(db)  # the scores and tasks stay as of AS_OF
     return db
 
 
@@ -262,3 +262,33 @@ async def test_queue_cells_render_as_the_general_data_table_would(seeded: Databa
                         table, row_index, column_index, row_style, width, cursor
                     )
                     assert fast == general, (row_index, column_index, cursor)
+
+
+async def test_a_change_while_the_queue_loads_is_shown_not_missed(
+    seeded: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows are shown before the summary's slow count; an account that changes in
+    between (another agent, the sync) is shown changed when the count arrives, instead of
+    waiting unseen behind a marker that already counts the change."""
+    import collect_tui.screens.queue as queue_screen
+
+    agent = get_agent(seeded, "bruno")
+    last = queue_page(seeded, agent, limit=PAGE_SIZE, now=FIXED_NOW)[-1]
+    counted = queue_screen.queue_summary
+
+    def count_after_a_change(*args: object, **kwargs: object) -> object:
+        with seeded.session() as session:  # the last account shot up meanwhile
+            debtor = session.get(Debtor, last.debtor_id)
+            debtor.priority_score = 10_000.0
+        return counted(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queue_screen, "queue_summary", count_after_a_change)
+    app = CollectApp(seeded, agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+        scored = [row for row in screen.rows if not row.pinned]
+        assert scored[0].debtor_id == last.debtor_id
+        assert "accounts" in str(screen.query_one("#queue-summary").render())

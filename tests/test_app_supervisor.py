@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import no_daily_work
 from sqlalchemy import func, select
 from textual.app import App
 from textual.screen import Screen
@@ -31,7 +32,6 @@ from collect_tui.screens.supervisor_rebalance import (
 from collect_tui.screens.supervisor_settlements import DecisionScreen, SettlementsScreen
 from collect_tui.services.agents import AgentInfo, get_agent
 from collect_tui.services.database import Database, open_database
-from collect_tui.services.scoring import mark_rescored
 from collect_tui.services.seed import seed_portfolio
 from collect_tui.services.supervisor import preview_rebalance, workloads
 from collect_tui.storage.models import Assignment, Debtor, Settlement
@@ -49,7 +49,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sup") / "template.db"
     db = open_database(f"sqlite:///{path}")
     seed_portfolio(db.engine, debtors=900, agents=3, seed=11, as_of=AS_OF)
-    mark_rescored(db, datetime.now(UTC).date())  # no daily rescore during the tests
+    no_daily_work(db)  # the scores and tasks stay as of AS_OF
     alice = get_agent(db, "alice")
     with db.session() as session:
         for debtor_id, amount in ((5, "600.00"), (9, "150.00")):

@@ -171,22 +171,37 @@ class QueueScreen(Screen[None]):
         counts: bool,
     ) -> None:
         now = clock.now()
-        try:
-            # Counted before the rows are read: a change in between refreshes the queue.
-            summary = queue_summary(self.db, self.agent, now=now) if counts else None
-            marker = summary.marker if summary is not None else self._marker
+        limit = max(PAGE_SIZE, minimum)
+
+        def window() -> tuple[list[QueueRow], bool]:
+            """Due callbacks pinned on top, then the page; and whether more follow."""
             pinned = [] if queue_filter.active else due_callbacks(self.db, self.agent, now=now)
-            limit = max(PAGE_SIZE, minimum)
             rows = queue_page(self.db, self.agent, queue_filter=queue_filter, limit=limit, now=now)
+            pinned_ids = {row.debtor_id for row in pinned}
+            return pinned + [r for r in rows if r.debtor_id not in pinned_ids], len(rows) >= limit
+
+        try:
+            rows, more = window()
+            summary = None
+            if counts:
+                # The rows are shown first. The summary line and the change marker come
+                # from one scan of every account (the slow part on a cold start); then the
+                # rows are read again, so a change made between the two reads is shown now
+                # rather than missed by the marker.
+                self.app.call_from_thread(
+                    self._show_window, generation, queue_filter, rows, more, None,
+                    self._marker, keep_debtor, loading=True,
+                )  # fmt: skip
+                summary = queue_summary(self.db, self.agent, now=now)
+                rows, more = window()
+                keep_debtor = None  # the agent may have moved meanwhile: keep their place
         except Exception as exc:  # shown on screen, never a crash
             self.app.call_from_thread(self._show_error, str(exc))
             return
-        pinned_ids = {row.debtor_id for row in pinned}
-        rows = pinned + [row for row in rows if row.debtor_id not in pinned_ids]
+        marker = summary.marker if summary is not None else self._marker
         self.app.call_from_thread(
-            self._show_window, generation, queue_filter, rows, len(rows) - len(pinned) >= limit,
-            summary, marker, keep_debtor,
-        )  # fmt: skip
+            self._show_window, generation, queue_filter, rows, more, summary, marker, keep_debtor
+        )
 
     def _show_error(self, message: str) -> None:
         self._loading = False
@@ -201,7 +216,11 @@ class QueueScreen(Screen[None]):
         summary: QueueSummary | None,
         marker: tuple[object, ...] | None,
         keep_debtor: int | None,
+        *,
+        loading: bool = False,
     ) -> None:
+        """Show a window of rows (and the summary line if given); ``loading``: more of
+        this reload is coming."""
         if generation != self._generation:
             return
         if not queue_filter.search:
@@ -219,7 +238,7 @@ class QueueScreen(Screen[None]):
             self.rows = rows
             table.append_rows(rows)
         self._exhausted = not more
-        self._loading = False
+        self._loading = loading
         self._marker = marker
         if summary is not None:
             self._show_summary(summary)

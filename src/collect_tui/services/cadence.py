@@ -58,7 +58,7 @@ from collect_tui.domain.cadence import CONTACT_ACTIONS, DEFAULT_SEGMENT, Cadence
 from collect_tui.services import audit, compliance_config
 from collect_tui.services.compliance import outbound_decision_for
 from collect_tui.services.compliance_config import ComplianceConfig
-from collect_tui.services.daily import CADENCE_LAST_RUN, cadence_needed, last_cadence_run
+from collect_tui.services.daily import cadence_needed, last_cadence_run, record_cadence_run
 from collect_tui.services.database import Database
 from collect_tui.services.delivery import (
     DeliveryError,
@@ -78,7 +78,6 @@ from collect_tui.storage.models import (
     Invoice,
     Phone,
     Promise,
-    Setting,
     Task,
 )
 from collect_tui.storage.scoring import rescore
@@ -353,15 +352,6 @@ def _suspect_debtors(today: date) -> Any:
     )
 
 
-def _remember_run(session: Session, now: datetime) -> None:
-    setting = session.get(Setting, CADENCE_LAST_RUN)
-    if setting is None:
-        session.add(Setting(key=CADENCE_LAST_RUN, value=now.isoformat()))
-    else:
-        setting.value = now.isoformat()
-    session.flush()
-
-
 def update_tasks(
     session: Session,
     config: ComplianceConfig,
@@ -486,7 +476,7 @@ def update_tasks(
             if len(ids) > FULL_RESCORE_THRESHOLD
             else rescore(conn, today=today, now=now, debtor_ids=ids)
         )
-    _remember_run(session, now)
+    record_cadence_run(session, now)
 
 
 # --- phase 2: delivery ----------------------------------------------------------------------

@@ -54,3 +54,19 @@ def cadence_needed(db: Database, *, now: datetime | None = None) -> bool:
     with db.session() as session:
         last = last_cadence_run(session)
     return last is None or last.astimezone(UTC).date() < now.astimezone(UTC).date()
+
+
+def mark_cadence_run(db: Database, now: datetime) -> None:
+    """Record that the cadence ran at ``now`` (e.g. a test's portfolio, to start quietly)."""
+    with db.session() as session:
+        record_cadence_run(session, now)
+
+
+def record_cadence_run(session: Session, now: datetime) -> None:
+    """Note, in the caller's transaction, that the cadence ran at ``now``."""
+    setting = session.get(Setting, CADENCE_LAST_RUN)
+    if setting is None:
+        session.add(Setting(key=CADENCE_LAST_RUN, value=now.isoformat()))
+    else:
+        setting.value = now.isoformat()
+    session.flush()
