@@ -54,6 +54,7 @@ from collect_tui.services.agents import AgentInfo
 from collect_tui.services.contactability import open_jurisdictions
 from collect_tui.services.database import Database
 from collect_tui.services.queue import QUEUE_COLUMNS, QueueRow, excluded_clause, queue_row
+from collect_tui.storage.engine import insert_for
 from collect_tui.storage.models import Assignment, Claim, Debtor
 
 CLAIM_TTL = timedelta(minutes=10)
@@ -230,13 +231,8 @@ def _upsert_statement(dialect_insert: Any) -> Executable:
 
 @cache
 def _upsert_for(dialect: str) -> Executable:
-    """The claim upsert on ``dialect``, built at first use: importing the PostgreSQL
-    dialect's INSERT loads the whole dialect, which a SQLite start does without."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return _upsert_statement(insert)
+    """The claim upsert on ``dialect``, built at first use (see ``insert_for``)."""
+    return _upsert_statement(insert_for(dialect))
 
 
 def _upsert_claim(

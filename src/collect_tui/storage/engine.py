@@ -145,6 +145,16 @@ def _prepare_sqlite_file(url: URL) -> None:
         raise StorageError(f"the directory {path.parent} does not exist")
 
 
+def insert_for(dialect: str) -> Any:
+    """The ``insert`` construct of ``dialect`` (it can say ON CONFLICT). The PostgreSQL
+    one is imported at first use: it loads the whole dialect, which SQLite does without."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def make_engine(url: str, *, echo: bool = False, pool_size: int | None = None) -> Engine:
     """Create an engine for ``url`` (SQLite: WAL and foreign keys on) and check it connects.
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Table, and_, func, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from collect_tui.storage.engine import insert_for
 from collect_tui.storage.models import (
     AuditEntry,
     Debtor,
@@ -113,12 +113,7 @@ def zone_for(country: str) -> str:
 
 def _insert(conn: Connection, table: Table) -> Any:
     """An INSERT of this engine's dialect, which can say ON CONFLICT."""
-    if conn.dialect.name == "postgresql":
-        # Imported here: it loads the whole PostgreSQL dialect, which a SQLite start skips.
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        return postgresql_insert(table)
-    return sqlite_insert(table)
+    return insert_for(conn.dialect.name)(table)
 
 
 def _chunks(values: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[Any]]:
