@@ -292,3 +292,21 @@ async def test_a_change_while_the_queue_loads_is_shown_not_missed(
         scored = [row for row in screen.rows if not row.pinned]
         assert scored[0].debtor_id == last.debtor_id
         assert "accounts" in str(screen.query_one("#queue-summary").render())
+
+
+async def test_a_window_arriving_after_the_app_quit_is_dropped(seeded: Database) -> None:
+    """A load still under way when the app quits finishes without touching the gone
+    widgets or reporting an error (it once put "No nodes match" on screen)."""
+    app = CollectApp(seeded, get_agent(seeded, "alice"))
+    notices: list[str] = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+        app.notify = lambda message, **kw: notices.append(message)  # type: ignore[method-assign]
+    rows = list(screen.rows)
+    with app._context():  # as the app's thread runs a worker's call_from_thread
+        screen._show_window(screen._generation, screen.queue_filter, rows, False, None, None, None)
+        screen._append_page(screen._generation, rows)
+        screen._show_error("late")
+    assert notices == []

@@ -203,8 +203,15 @@ class QueueScreen(Screen[None]):
             self._show_window, generation, queue_filter, rows, more, summary, marker, keep_debtor
         )
 
+    def _live(self) -> bool:
+        """False once the app is shutting down or this screen has left it: a worker's late
+        result is then dropped (its widgets may already be gone)."""
+        return self.app.is_running and self.is_attached and not (self._closing or self._pruning)
+
     def _show_error(self, message: str) -> None:
         self._loading = False
+        if not self._live():
+            return
         self.notify(message, title="Queue", severity="error", timeout=10)
 
     def _show_window(
@@ -221,7 +228,7 @@ class QueueScreen(Screen[None]):
     ) -> None:
         """Show a window of rows (and the summary line if given); ``loading``: more of
         this reload is coming."""
-        if generation != self._generation:
+        if generation != self._generation or not self._live():
             return
         if not queue_filter.search:
             self._windows.pop(queue_filter, None)
@@ -269,7 +276,7 @@ class QueueScreen(Screen[None]):
         self.app.call_from_thread(self._append_page, generation, rows)
 
     def _append_page(self, generation: int, rows: list[QueueRow]) -> None:
-        if generation != self._generation:
+        if generation != self._generation or not self._live():
             return
         shown = {row.debtor_id for row in self.rows}
         fresh = [row for row in rows if row.debtor_id not in shown]
