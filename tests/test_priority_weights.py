@@ -93,3 +93,26 @@ def test_cli_refuses_a_bad_weights_file_without_touching_the_scores(
     assert main(["rescore", "--db", url, "--weights", str(path)]) == 0
     assert main(["rescore", "--db", url, "--show-weights"]) == 0
     assert "balance = 80.0" in capsys.readouterr().out
+
+
+def test_cli_rescore_trusts_the_kept_facts_unless_asked_to_recompute_them(
+    sqlite_db: Database,
+) -> None:
+    """`rescore` is the daily pass (scores from the facts every write keeps current);
+    `rescore --facts` aggregates every fact afresh, repairing one written behind its back."""
+    seed_portfolio(sqlite_db.engine, debtors=30, agents=1, seed=9, as_of=AS_OF)
+    with sqlite_db.session() as session:
+        debtor = session.scalars(select(Debtor).where(Debtor.open_balance > 0)).first()
+        assert debtor is not None
+        debtor_id, balance = debtor.id, debtor.open_balance
+        debtor.open_balance = balance + 1000  # as another program might leave it
+    url = sqlite_db.engine.url.render_as_string(hide_password=False)
+
+    def stored() -> object:
+        with sqlite_db.session() as session:
+            return session.get(Debtor, debtor_id).open_balance  # type: ignore[union-attr]
+
+    assert main(["rescore", "--db", url]) == 0
+    assert stored() == balance + 1000
+    assert main(["rescore", "--db", url, "--facts"]) == 0
+    assert stored() == balance

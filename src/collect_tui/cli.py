@@ -160,8 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
         "rescore",
         parents=[common],
         help="recompute every account's priority score (set-based; the app runs it daily)",
-        description="Refresh cached balances, promise and callback facts and priority scores. "
+        description="Score every account from its cached facts, refreshing the promise facts "
+        "that change with the day (every write keeps the other facts current). "
         "The weights are stored in the database; --weights FILE replaces them.",
+    )
+    rescore.add_argument(
+        "--facts",
+        action="store_true",
+        help="also recompute every cached fact (balances, aging, contacts, tasks) from its "
+        "source tables: for a database written by another program",
     )
     rescore.add_argument(
         "--weights",
@@ -409,7 +416,9 @@ def cmd_rescore(args: argparse.Namespace) -> int:
             for key, value in current_weights(db).model_dump(mode="json").items():
                 print(f"{key} = {value}")
             return 0
-        count = rescore_portfolio(db) if weights is None else set_weights(db, weights)
+        count = (
+            rescore_portfolio(db, facts=args.facts) if weights is None else set_weights(db, weights)
+        )
     finally:
         db.close()
     print(f"rescored {count:,} accounts in {time.perf_counter() - started:.2f}s")

@@ -18,12 +18,24 @@ class WeightsFileError(ValueError):
     """A priority weights file that cannot be used, with the file and key in the message."""
 
 
-def rescore_portfolio(db: Database, *, now: datetime | None = None) -> int:
-    """Refresh every account's cached facts and score in one set-based pass."""
-    return _full_pass(db, now, None)
+def rescore_portfolio(db: Database, *, now: datetime | None = None, facts: bool = False) -> int:
+    """Score every account in one set-based pass (the daily pass).
+
+    By default the facts that every write keeps current are trusted and only those that
+    change with the day (promises falling due or out of the lookback) are refreshed;
+    ``facts=True`` also aggregates every fact afresh from invoices, contacts, promises
+    and tasks (slower; for a database written by something other than this app).
+    """
+    return _full_pass(db, now, None, facts=facts)
 
 
-def _full_pass(db: Database, now: datetime | None, new_weights: PriorityWeights | None) -> int:
+def _full_pass(
+    db: Database,
+    now: datetime | None,
+    new_weights: PriorityWeights | None,
+    *,
+    facts: bool = False,
+) -> int:
     """The set-based pass over every account, storing ``new_weights`` first if given."""
     now = now or datetime.now(UTC)
     today = now.astimezone(UTC).date()
@@ -31,7 +43,7 @@ def _full_pass(db: Database, now: datetime | None, new_weights: PriorityWeights 
         conn = session.connection()
         if new_weights is not None:
             store_weights(conn, new_weights)
-        count = rescore(conn, today=today, now=now, weights=new_weights)
+        count = rescore(conn, today=today, now=now, weights=new_weights, facts=facts)
         record_rescore_day(conn, today)
     if db.engine.dialect.name == "sqlite":
         # Once a day, refresh the planner's statistics where they went stale (PostgreSQL's

@@ -1,9 +1,18 @@
 """Priority facts and scores kept in the ``debtors`` table, set-based, on SQLite and PostgreSQL.
 
-:func:`refresh_facts` recomputes the cached facts of every debtor (the daily pass) or of
-a few (after an event) from invoices, contacts, promises and tasks; :func:`rescore` does
-that and stores the score of :func:`collect_tui.domain.priority.score_account`, computed
-in SQL by :func:`score_expression`. Nothing is loaded into Python to be scored.
+:func:`refresh_facts` recomputes the cached facts of every debtor or of a few (after an
+event) from invoices, contacts, promises and tasks; :func:`rescore` does that and stores
+the score of :func:`collect_tui.domain.priority.score_account`, computed in SQL by
+:func:`score_expression`. Nothing is loaded into Python to be scored.
+
+The daily pass (``rescore(..., facts=False)``) aggregates nothing but the promises that
+count today: every other fact changes only with a write (a contact, an invoice or
+payment synced, a task), and every write path refreshes the facts of the debtors it
+touched (``debtor_ids``) or, after a bulk write (seed, first sync, bulk cadence run),
+runs the pass with ``facts=True``. Time enters through ``today`` alone, and the stored
+facts are dates and instants the score compares with it, except the promise facts
+("the earliest pending promise due on or after today", "broken within the lookback"),
+which the daily pass recomputes for the few debtors that have them or get them.
 
 Fact definitions (``today`` is a UTC day):
 
@@ -20,18 +29,21 @@ Fact definitions (``today`` is a UTC day):
 Statements are built once per engine kind and weights and run with the day's values as
 bound parameters, so an incremental rescore costs two indexed UPDATEs and no SQL
 compilation. ``updated_at`` and ``version`` are left alone: refreshing caches is not an
-edit (``scored_at`` tells when a row's score was last written; the PostgreSQL daily pass
-writes only the rows whose facts or score change).
+edit (``scored_at`` tells when a row's score was last written; the PostgreSQL passes
+write only the rows whose facts or score change).
 
-The daily pass rebuilds the queue index instead of updating it row by row, on both
-engines: on PostgreSQL that is what lets it rewrite the rows in place (HOT updates, see
-:func:`_drop_queue_index_postgresql`), which takes the pass over 200k debtors from 8-10 s
-of server CPU to 2-3 s.
+The passes over every debtor rebuild the queue index instead of updating it row by row,
+on both engines: on PostgreSQL that is what lets them rewrite the rows in place (HOT
+updates, see :func:`_drop_queue_index_postgresql`), which takes the pass over 200k
+debtors from 8-10 s of server CPU to 2-3 s (the daily pass: 1.2-1.6 s). On SQLite the
+daily pass costs what rewriting every row of ``debtors`` costs: the UPDATE, the index
+build and the commit (with its WAL checkpoint) take about a third each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
@@ -71,6 +83,7 @@ from collect_tui.domain.aging import BUCKETS, bucket_due_date_floors
 from collect_tui.domain.priority import DEFAULT_WEIGHTS, EXCLUDED_SCORE, PriorityWeights
 from collect_tui.storage.models import (
     MONEY,
+    PROMISE_FACTS,
     Contact,
     Debtor,
     Invoice,
@@ -95,12 +108,14 @@ POSTGRESQL_PASS_SETTINGS = {
     # The cost estimate triggers JIT compilation, which costs more (0.1-0.2 s) than it
     # saves on a pass that is mostly writes.
     "jit": "off",
-    # Each source is aggregated in debtor order (a covering debtor_id index where there is
-    # one) and merged with the debtors: hashing 200k groups and joining four hash tables
-    # costs about 40% more CPU.
-    "enable_hashagg": "off",
-    "enable_hashjoin": "off",
 }
+# For the aggregates of every fact: each source is aggregated in debtor order (a
+# covering debtor_id index where there is one) and merged with the debtors: hashing 200k
+# groups and joining four hash tables costs about 40% more CPU.
+POSTGRESQL_FACTS_SETTINGS = {"enable_hashagg": "off", "enable_hashjoin": "off"}
+# For the day's promise facts: the few debtors with a promise that counts are looked up
+# by id (the planner would rather read the whole table: 0.15-0.2 s at 200k debtors).
+POSTGRESQL_PROMISES_SETTINGS = {"enable_hashjoin": "off", "enable_mergejoin": "off"}
 # How long the daily pass waits for its lock on ``debtors`` before it runs without it.
 POSTGRESQL_LOCK_WAIT = "2s"
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for lock_timeout
@@ -109,8 +124,9 @@ LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for lock_timeout
 # the incremental rescores all score with the same ones.
 WEIGHTS_SETTING = "priority_weights"
 
-# The page cache of a daily pass on SQLite, in KiB (the previous size is restored after).
-SQLITE_CACHE_KIB = 64 * 1024
+# The page cache of a pass over every debtor on SQLite, in KiB (the previous size is
+# restored after): room for every page of ``debtors`` (about 60 MB at 200k debtors).
+SQLITE_CACHE_KIB = 256 * 1024
 # How many ids go into one ``IN (...)`` (well below SQLite's bound-parameter limit).
 ID_CHUNK = 500
 
@@ -520,8 +536,10 @@ def _apply_all_sqlite_statements(weights: PriorityWeights | None) -> list[Execut
     return [facts, callbacks]
 
 
-# The debtor columns the daily pass writes from fresh values (besides the score).
+# The debtor columns the pass with fresh facts writes (besides the score).
 _REFRESHED = (*FACT_COLUMNS, "next_action")
+# The facts that change with the day alone (a promise falls due, or out of the lookback).
+_PROMISE_COLUMNS = ("promise_due_on", "broken_promise_on", "installment_missed")
 
 
 def _all_facts_postgresql() -> Select[Any]:
@@ -624,6 +642,69 @@ def _apply_all_postgresql_statement(weights: PriorityWeights | None) -> Executab
     return update(debtors).where(debtors.c.id == f.c.id, changed).values(values)
 
 
+def _daily_promises_statements() -> list[Executable]:
+    """UPDATE the promise facts of the debtors whose promise facts differ today.
+
+    Only two kinds of debtors can have other promise facts today than at their last
+    refresh: those with a promise that counts today (:func:`_promise_filter`, found by
+    the promises' status index), whose facts are aggregated and written where they
+    differ, and those whose stored promise facts are set (``PROMISE_FACTS``, the
+    condition of the partial index ``ix_debtors_promises``, which finds them) without
+    such a promise, which get NULL, NULL, false. The rest keep NULL, NULL, false.
+    """
+    d = debtors.c
+    prom = (
+        select(
+            promises.c.debtor_id,
+            *[
+                expr.label(name)
+                for expr, name in zip(_promise_facts(), _PROMISE_COLUMNS, strict=True)
+            ],
+        )
+        .where(_promise_filter())
+        .group_by(promises.c.debtor_id)
+        .subquery("prom")
+    )
+    recompute = (
+        update(debtors)
+        .where(
+            d.id == prom.c.debtor_id,
+            or_(*[d[name].is_distinct_from(prom.c[name]) for name in _PROMISE_COLUMNS]),
+        )
+        .values({**{d[name]: prom.c[name] for name in _PROMISE_COLUMNS}, **_unchanged()})
+    )
+    counting = select(promises.c.debtor_id).where(_promise_filter())
+    clear = (
+        update(debtors)
+        .where(text(f"({PROMISE_FACTS})"), d.id.not_in(counting))
+        .values(
+            {
+                d.promise_due_on: null(),
+                d.broken_promise_on: null(),
+                d.installment_missed: false(),
+                **_unchanged(),
+            }
+        )
+    )
+    return [recompute, clear]
+
+
+def _score_all_statement(dialect: str, weights: PriorityWeights) -> Executable:
+    """UPDATE the stored score of every debtor from its columns.
+
+    On PostgreSQL only the rows whose score changes are written (a written row is a new
+    row version there); SQLite rewrites every row in place, which costs less than
+    computing the score twice.
+    """
+    score = _score_template(dialect, weights)
+    stmt = update(debtors).values(
+        {debtors.c.priority_score: score, debtors.c.scored_at: _instant("now"), **_unchanged()}
+    )
+    if dialect == "postgresql":
+        stmt = stmt.where(debtors.c.priority_score.is_distinct_from(score))
+    return stmt
+
+
 # Built statements by (purpose, engine, weights as JSON): the day comes in as parameters.
 _statements: dict[tuple[str, str, str], Any] = {}
 
@@ -674,13 +755,12 @@ def _queue_index() -> Index | None:
     return None
 
 
-def _all_sqlite(conn: Connection, params: dict[str, Any], weights: PriorityWeights | None) -> int:
-    """The daily pass on SQLite: aggregate into a scratch table, then one pass over debtors.
+@contextmanager
+def _sqlite_pass(conn: Connection) -> Iterator[None]:
+    """The frame of a pass over every debtor on SQLite: write lock first, a larger cache.
 
-    The page cache is enlarged for the pass (and restored), and when scores change the
-    queue index is rebuilt once instead of being updated row by row; that is done only
-    inside a transaction (SQLite DDL is transactional) and the index is recreated even
-    when the pass fails.
+    The page cache is enlarged for the pass (and restored): every page of ``debtors`` is
+    rewritten, and a cache smaller than the table would spill pages to the WAL mid-pass.
     """
     # Take the write lock before reading: facts read from an older snapshot could not be
     # written (SQLite refuses to upgrade a stale read) and would be stale anyway.
@@ -694,27 +774,75 @@ def _all_sqlite(conn: Connection, params: dict[str, Any], weights: PriorityWeigh
     if grow:
         conn.exec_driver_sql(f"PRAGMA cache_size={-SQLITE_CACHE_KIB}")
     try:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS temp.prio_facts")
-        _facts.create(conn)
-        for stmt in _cached("fill", "sqlite", None, _fill_scratch_statements):
-            conn.execute(stmt, params)
-        queue_index = _queue_index() if weights is not None and _in_transaction(conn) else None
-        if queue_index is not None:
-            queue_index.drop(conn)
-        try:
-            facts, callbacks = _cached(
-                "apply", "sqlite", weights, lambda: _apply_all_sqlite_statements(weights)
-            )
-            count = conn.execute(facts, params).rowcount
-            conn.execute(callbacks, params)
-        finally:
-            if queue_index is not None:
-                queue_index.create(conn, checkfirst=True)
-        return count
+        yield
     finally:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS temp.prio_facts")
         if grow:
             conn.exec_driver_sql(f"PRAGMA cache_size={cache_size}")
+
+
+@contextmanager
+def _without_queue_index_sqlite(conn: Connection, scoring: bool) -> Iterator[None]:
+    """When scores are written, drop the queue index and build it once after.
+
+    Only inside a transaction (SQLite DDL is transactional); the index is recreated even
+    when the pass fails. Dropping an index also deletes its planner statistics
+    (``sqlite_stat1``); they are put back, or the planner, knowing nothing of the new
+    index, prefers it to the filters' own indexes (a filter's first read then walks the
+    whole queue: 70 ms instead of a few at 200k debtors).
+    """
+    queue_index = _queue_index() if scoring and _in_transaction(conn) else None
+    stats: list[Any] = []
+    if queue_index is not None:
+        if conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+        ).first():
+            stats = list(
+                conn.exec_driver_sql(
+                    "SELECT tbl, idx, stat FROM sqlite_stat1 WHERE idx = ?", (queue_index.name,)
+                )
+            )
+        queue_index.drop(conn)
+    try:
+        yield
+    finally:
+        if queue_index is not None:
+            queue_index.create(conn, checkfirst=True)
+            for row in stats:
+                conn.exec_driver_sql(
+                    "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", tuple(row)
+                )
+
+
+def _all_sqlite(conn: Connection, params: dict[str, Any], weights: PriorityWeights | None) -> int:
+    """The pass with fresh facts on SQLite: aggregate into a scratch table, then one pass
+    over debtors (the queue index rebuilt once when scores change)."""
+    with _sqlite_pass(conn):
+        try:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS temp.prio_facts")
+            _facts.create(conn)
+            for stmt in _cached("fill", "sqlite", None, _fill_scratch_statements):
+                conn.execute(stmt, params)
+            with _without_queue_index_sqlite(conn, weights is not None):
+                facts, callbacks = _cached(
+                    "apply", "sqlite", weights, lambda: _apply_all_sqlite_statements(weights)
+                )
+                count = conn.execute(facts, params).rowcount
+                conn.execute(callbacks, params)
+            return count
+        finally:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS temp.prio_facts")
+
+
+def _daily_sqlite(conn: Connection, params: dict[str, Any], weights: PriorityWeights) -> int:
+    """The daily pass on SQLite: the day's promise facts, then every score from its row."""
+    with _sqlite_pass(conn):
+        for stmt in _cached("daily_promises", "sqlite", None, _daily_promises_statements):
+            conn.execute(stmt, params)
+        with _without_queue_index_sqlite(conn, True):
+            stmt = _cached(
+                "score_all", "sqlite", weights, lambda: _score_all_statement("sqlite", weights)
+            )
+            return conn.execute(stmt, params).rowcount
 
 
 def _set_local(conn: Connection, settings: Mapping[str, str]) -> dict[str, str]:
@@ -756,17 +884,37 @@ def _drop_queue_index_postgresql(conn: Connection) -> Index | None:
 
 
 def _all_postgresql(
-    conn: Connection, params: dict[str, Any], weights: PriorityWeights | None
+    conn: Connection, params: dict[str, Any], weights: PriorityWeights | None, facts: bool
 ) -> int:
-    """The daily pass on PostgreSQL: one UPDATE ... FROM of merged aggregates.
+    """The pass on PostgreSQL: with ``facts``, one UPDATE ... FROM of merged aggregates.
 
-    When scores are written, the queue index is dropped first and built again after
-    (see :func:`_drop_queue_index_postgresql`).
+    Without ``facts`` (the daily pass, ``weights`` given) only the day's promise facts
+    are refreshed, then every score that changes is written. When scores are written,
+    the queue index is dropped first and built again after (see
+    :func:`_drop_queue_index_postgresql`). Each step runs with its planner settings,
+    undone after.
     """
-    stmt = _cached("apply", "postgresql", weights, lambda: _apply_all_postgresql_statement(weights))
+    steps: list[tuple[Mapping[str, str], Executable]]
+    if facts:
+        apply = _cached(
+            "apply", "postgresql", weights, lambda: _apply_all_postgresql_statement(weights)
+        )
+        steps = [(POSTGRESQL_FACTS_SETTINGS, apply)]
+    else:
+        assert weights is not None
+        promises_ = _cached("daily_promises", "postgresql", None, _daily_promises_statements)
+        score = _cached(
+            "score_all", "postgresql", weights, lambda: _score_all_statement("postgresql", weights)
+        )
+        steps = [(POSTGRESQL_PROMISES_SETTINGS, stmt) for stmt in promises_]
+        steps.append(({}, score))
     queue_index = _drop_queue_index_postgresql(conn) if weights is not None else None
     old = _set_local(conn, POSTGRESQL_PASS_SETTINGS)
-    conn.execute(stmt, params)  # writes only the rows that change
+    for settings_, stmt in steps:  # each writes only the rows that change
+        undo = _set_local(conn, settings_) if settings_ else {}
+        conn.execute(stmt, params)
+        if undo:
+            _set_local(conn, undo)
     if queue_index is not None:  # if the pass fails, the rollback brings the index back
         queue_index.create(conn)
     _set_local(conn, old)
@@ -781,6 +929,7 @@ def _run(
     debtor_ids: Sequence[int] | None,
     weights: PriorityWeights,
     score: bool,
+    facts: bool = True,
 ) -> int:
     if now.tzinfo is None:
         raise ValueError("naive datetime given as now; attach a time zone")
@@ -803,8 +952,10 @@ def _run(
                 conn.execute(rescore_, chunk)
         return count
     if dialect == "sqlite":
+        if not facts:
+            return _daily_sqlite(conn, params, weights)
         return _all_sqlite(conn, params, scoring)
-    return _all_postgresql(conn, params, scoring)
+    return _all_postgresql(conn, params, scoring, facts)
 
 
 def refresh_facts(
@@ -859,11 +1010,18 @@ def rescore(
     now: datetime,
     weights: PriorityWeights | None = None,
     debtor_ids: Sequence[int] | None = None,
+    facts: bool = True,
 ) -> int:
     """Refresh the facts, then store ``priority_score`` and ``scored_at`` (all or some).
 
-    The daily pass (no ``debtor_ids``) writes facts and score in the same pass over the
-    table. Runs in the caller's transaction; returns the number of debtors scored.
+    The pass over every debtor (no ``debtor_ids``) writes facts and score in the same
+    pass over the table. ``facts=False`` makes it the daily pass: the facts that events
+    keep current (:func:`rescore` with ``debtor_ids`` after each write) are trusted, only
+    the promise facts, which change with the day alone, are refreshed, and every score is
+    computed from its row. Passes after writes that refresh nothing themselves (a seed, a
+    first sync, a bulk cadence run) keep ``facts=True``; with ``debtor_ids`` the facts
+    are always refreshed. Runs in the caller's transaction; returns the number of
+    debtors scored.
     """
     return _run(
         conn,
@@ -872,4 +1030,5 @@ def rescore(
         debtor_ids=debtor_ids,
         weights=weights or stored_weights(conn),
         score=True,
+        facts=facts,
     )
