@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any, Literal, TypeVar, get_args
 from uuid import uuid4
 
@@ -629,12 +630,71 @@ _FLAGS = ("cease_communication", "dispute", "bankruptcy", "deceased", "time_barr
 
 
 def _invoice_numbers(session: Session, debtor_id: int) -> dict[int, str]:
-    query = select(Invoice.id, Invoice.number).where(Invoice.debtor_id == debtor_id)
-    return {invoice_id: number for invoice_id, number in session.execute(query)}
+    rows = session.connection().execute(_reads()["numbers"], {"debtor_id": debtor_id})
+    return {invoice_id: number for invoice_id, number in rows}
 
 
 def _agent_names(session: Session) -> dict[int, str]:
-    return {agent_id: name for agent_id, name in session.execute(select(Agent.id, Agent.name))}
+    return {agent_id: name for agent_id, name in session.connection().execute(_reads()["agents"])}
+
+
+def _debtor_param(column: Any) -> Any:
+    return column == bindparam("debtor_id", type_=column.type)
+
+
+@cache
+def _reads() -> dict[str, Any]:
+    """The statements :func:`load_account` runs, built once (on first use, not at import).
+
+    Run in Core on the session's connection: building a statement and loading ORM
+    objects for each of these small reads cost four times what the database did.
+    """
+    t = {name: model.__table__.c for name, model in (
+        ("phone", Phone), ("email", Email), ("invoice", Invoice), ("dispute", Dispute),
+        ("payment", Payment), ("promise", Promise), ("plan", PaymentPlan),
+        ("settlement", Settlement), ("task", Task),
+    )}  # fmt: skip
+    phone, email, invoice, dispute = t["phone"], t["email"], t["invoice"], t["dispute"]
+    payment, promise, plan, settlement, task = (
+        t["payment"], t["promise"], t["plan"], t["settlement"], t["task"]
+    )  # fmt: skip
+    active_payment = (_debtor_param(payment.debtor_id), payment.status == "active")
+    return {
+        "agents": select(Agent.__table__.c.id, Agent.__table__.c.name),
+        "numbers": select(invoice.id, invoice.number).where(_debtor_param(invoice.debtor_id)),
+        "phones": select(Phone.__table__).where(_debtor_param(phone.debtor_id)).order_by(phone.id),
+        "emails": select(Email.__table__).where(_debtor_param(email.debtor_id)).order_by(email.id),
+        "invoices": select(Invoice.__table__)
+        .where(_debtor_param(invoice.debtor_id), invoice.status == "open")
+        .order_by(invoice.due_date, invoice.id),
+        "disputes": select(Dispute.__table__)
+        .where(_debtor_param(dispute.debtor_id), dispute.status.in_(OPEN_DISPUTE))
+        .order_by(dispute.received_on, dispute.id),
+        "payments": select(Payment.__table__)
+        .where(*active_payment)
+        .order_by(payment.paid_on.desc(), payment.id.desc())
+        .limit(RECENT_PAYMENTS),
+        "unapplied": select(func.count(), func.coalesce(func.sum(payment.amount), 0)).where(
+            *active_payment, payment.applied.is_(False)
+        ),
+        "synced": select(func.max(invoice.synced_at)).where(_debtor_param(invoice.debtor_id)),
+        "pending": select(Promise.__table__)
+        .where(_debtor_param(promise.debtor_id), promise.status == "pending")
+        .order_by(promise.due_date, promise.id),
+        "plan": select(PaymentPlan.__table__)
+        .where(_debtor_param(plan.debtor_id), plan.status == "active")
+        .order_by(plan.id.desc())
+        .limit(1),
+        "installments": select(Promise.__table__)
+        .where(promise.plan_id == bindparam("plan_id", type_=promise.plan_id.type))
+        .order_by(promise.installment_no, promise.id),
+        "settlements": select(Settlement.__table__)
+        .where(_debtor_param(settlement.debtor_id), settlement.status.in_(LIVE_SETTLEMENT))
+        .order_by(settlement.id.desc()),
+        "callbacks": select(Task.__table__)
+        .where(_debtor_param(task.debtor_id), task.kind == "callback", task.status == "open")
+        .order_by(task.due_at, task.id),
+    }
 
 
 def load_account(
@@ -643,22 +703,21 @@ def load_account(
     """The whole account as the workspace shows it (first page of the timeline included)."""
     now = _now(now)
     today = now.astimezone(UTC).date()
+    reads = _reads()
     with db.session() as session:
         debtor = check_access(session, agent, debtor_id)
+        conn = session.connection()
+        by_debtor = {"debtor_id": debtor_id}
+
+        def rows(name: str) -> list[Row[Any]]:
+            return list(conn.execute(reads[name], by_debtor))
+
         names = _agent_names(session)
         zone = zone_or_utc(debtor.time_zone)
         phones = tuple(
-            PhoneView(p.id, p.number, p.kind, p.do_not_call, p.sms_consent)
-            for p in session.scalars(
-                select(Phone).where(Phone.debtor_id == debtor_id).order_by(Phone.id)
-            )
+            PhoneView(p.id, p.number, p.kind, p.do_not_call, p.sms_consent) for p in rows("phones")
         )
-        emails = tuple(
-            EmailView(e.id, e.address, e.do_not_email)
-            for e in session.scalars(
-                select(Email).where(Email.debtor_id == debtor_id).order_by(Email.id)
-            )
-        )
+        emails = tuple(EmailView(e.id, e.address, e.do_not_email) for e in rows("emails"))
         who = DebtorView(
             id=debtor.id,
             external_id=debtor.external_id,
@@ -687,14 +746,8 @@ def load_account(
             priority_reason=debtor.priority_reason,
         )
 
-        open_invoices = _open_invoices(session, debtor_id)
-        disputes = list(
-            session.scalars(
-                select(Dispute)
-                .where(Dispute.debtor_id == debtor_id, Dispute.status.in_(OPEN_DISPUTE))
-                .order_by(Dispute.received_on, Dispute.id)
-            )
-        )
+        open_invoices = rows("invoices")
+        disputes = rows("disputes")
         disputed_ids = {d.invoice_id for d in disputes}
         invoices = []
         totals = dict.fromkeys(BUCKETS, Decimal("0.00"))
@@ -730,47 +783,18 @@ def load_account(
                 p.applied,
                 p.received_at,
             )
-            for p in session.scalars(
-                select(Payment)
-                .where(Payment.debtor_id == debtor_id, Payment.status == "active")
-                .order_by(Payment.paid_on.desc(), Payment.id.desc())
-                .limit(RECENT_PAYMENTS)
-            )
+            for p in rows("payments")
         )
-        unapplied_count, unapplied_sum = session.execute(
-            select(func.count(), func.coalesce(func.sum(Payment.amount), 0)).where(
-                Payment.debtor_id == debtor_id,
-                Payment.status == "active",
-                Payment.applied.is_(False),
-            )
-        ).one()
-        invoices_synced_at = session.scalar(
-            select(func.max(Invoice.synced_at)).where(Invoice.debtor_id == debtor_id)
-        )
+        unapplied_count, unapplied_sum = conn.execute(reads["unapplied"], by_debtor).one()
+        invoices_synced_at = conn.execute(reads["synced"], by_debtor).scalar()
 
-        pending = [
-            _promise_view(p)
-            for p in session.scalars(
-                select(Promise)
-                .where(Promise.debtor_id == debtor_id, Promise.status == "pending")
-                .order_by(Promise.due_date, Promise.id)
-            )
-        ]
-        plan_row = session.scalar(
-            select(PaymentPlan)
-            .where(PaymentPlan.debtor_id == debtor_id, PaymentPlan.status == "active")
-            .order_by(PaymentPlan.id.desc())
-            .limit(1)
-        )
+        pending = [_promise_view(p) for p in rows("pending")]
+        plan_row = conn.execute(reads["plan"], by_debtor).first()
         plan = None
         if plan_row is not None:
             installments = tuple(
                 _promise_view(p)
-                for p in session.scalars(
-                    select(Promise)
-                    .where(Promise.plan_id == plan_row.id)
-                    .order_by(Promise.installment_no, Promise.id)
-                )
+                for p in conn.execute(reads["installments"], {"plan_id": plan_row.id})
             )
             plan = PlanView(
                 plan_row.id,
@@ -783,21 +807,23 @@ def load_account(
             )
         settlements = tuple(
             SettlementView(s.id, s.amount, s.balance_at_offer, s.currency, s.due_date, s.status)
-            for s in session.scalars(
-                select(Settlement)
-                .where(Settlement.debtor_id == debtor_id, Settlement.status.in_(LIVE_SETTLEMENT))
-                .order_by(Settlement.id.desc())
-            )
+            for s in rows("settlements")
         )
         callbacks = tuple(
             CallbackView(t.id, t.due_at, t.due_at.astimezone(zone), t.note)
-            for t in session.scalars(
-                select(Task)
-                .where(Task.debtor_id == debtor_id, Task.kind == "callback", Task.status == "open")
-                .order_by(Task.due_at, Task.id)
-            )
+            for t in rows("callbacks")
         )
-        timeline = _timeline(session, debtor, names, numbers, kinds=None, before=None, limit=100)
+        complete_pull = last_complete_pull(conn)
+        timeline = _timeline(
+            session,
+            debtor,
+            names,
+            numbers,
+            kinds=None,
+            before=None,
+            limit=100,
+            known=(invoices_synced_at, complete_pull),
+        )
         return AccountView(
             debtor=who,
             version=debtor.version,
@@ -822,9 +848,7 @@ def load_account(
             callbacks=callbacks,
             freshness=Freshness(
                 debtor_synced_at=account_synced_at(
-                    debtor.last_synced_at,
-                    debtor.external_id,
-                    last_complete_pull(session.connection()),
+                    debtor.last_synced_at, debtor.external_id, complete_pull
                 ),
                 invoices_synced_at=invoices_synced_at,
                 unapplied_payments=int(unapplied_count),
@@ -835,7 +859,7 @@ def load_account(
         )
 
 
-def _promise_view(p: Promise) -> PromiseView:
+def _promise_view(p: Promise | Row[Any]) -> PromiseView:
     return PromiseView(
         p.id,
         p.amount,
@@ -902,16 +926,55 @@ def _timeline(
     kinds: set[str] | None,
     before: datetime | None,
     limit: int,
+    known: tuple[datetime | None, datetime | None] | None = None,
 ) -> list[TimelineEntry]:
-    """Merge the newest ``limit`` events of each source, then keep the newest ``limit``."""
+    """Merge the newest ``limit`` events of each source, then keep the newest ``limit``.
+
+    ``known``: the invoices' last sync and the last complete pull, if already read.
+    """
     entries: list[TimelineEntry] = []
     wanted = set(TIMELINE_KINDS) if kinds is None else set(kinds)
-    source = _TimelineSource(session, debtor, names, numbers, before, limit)
+    source = _TimelineSource(session, debtor, names, numbers, before, limit, known)
     for kind in TIMELINE_KINDS:
         if kind in wanted:
             entries.extend(getattr(source, kind)())
     entries.sort(key=lambda e: (e.at, -_KIND_ORDER[e.kind], e.ref), reverse=True)
     return entries[:limit]
+
+
+def _timeline_sources() -> dict[str, tuple[Any, Any, tuple[Any, ...]]]:
+    """Each timeline query: its table, its time column and its own conditions."""
+    contact, promise, plan = Contact.__table__, Promise.__table__, PaymentPlan.__table__
+    settlement, dispute, assignment = Settlement.__table__, Dispute.__table__, Assignment.__table__
+    payment, task = Payment.__table__, Task.__table__
+    settled = ("kept", "partially_kept", "broken")
+    return {
+        "contact": (contact, contact.c.started_at, ()),
+        "promise": (promise, promise.c.created_at, (promise.c.plan_id.is_(None),)),
+        "plan": (plan, plan.c.created_at, ()),
+        "installment": (
+            promise,
+            promise.c.evaluated_at,
+            (promise.c.plan_id.is_not(None), promise.c.status.in_(settled)),
+        ),
+        "settlement": (settlement, settlement.c.created_at, ()),
+        "dispute": (dispute, dispute.c.created_at, ()),
+        "dispute_resolved": (dispute, dispute.c.resolved_at, ()),
+        "reassignment": (assignment, assignment.c.at, ()),
+        "payment": (payment, payment.c.received_at, ()),
+        "callback": (task, task.c.created_at, (task.c.kind == "callback",)),
+    }
+
+
+@cache
+def _timeline_query(source: str, before: bool, limit: int) -> Any:
+    """The newest ``limit`` rows of ``source`` for ``:debtor_id`` (older than ``:before``
+    if ``before``), built once per shape."""
+    table, at, conditions = _timeline_sources()[source]
+    query = select(table).where(_debtor_param(table.c.debtor_id), at.is_not(None), *conditions)
+    if before:
+        query = query.where(at < bindparam("before", type_=at.type))
+    return query.order_by(at.desc(), table.c.id.desc()).limit(limit)
 
 
 class _TimelineSource:
@@ -925,6 +988,7 @@ class _TimelineSource:
         numbers: dict[int, str],
         before: datetime | None,
         limit: int,
+        known: tuple[datetime | None, datetime | None] | None = None,
     ) -> None:
         self.session = session
         self.debtor = debtor
@@ -933,14 +997,13 @@ class _TimelineSource:
         self.before = before
         self.limit = limit
         self.currency = debtor.currency
+        self.known = known
 
-    def _rows(self, model: Any, at: Any, *conditions: Any) -> list[Any]:
-        query = select(model).where(model.debtor_id == self.debtor.id, at.is_not(None), *conditions)
-        if self.before is not None:
-            query = query.where(at < self.before)
-        return list(
-            self.session.scalars(query.order_by(at.desc(), model.id.desc()).limit(self.limit))
-        )
+    def _rows(self, source: str) -> list[Any]:
+        """The newest rows of ``source`` (see :func:`_timeline_query`), read in Core."""
+        query = _timeline_query(source, self.before is not None, self.limit)
+        params = {"debtor_id": self.debtor.id, "before": self.before}
+        return list(self.session.connection().execute(query, params))
 
     def _who(self, agent_id: int | None) -> str:
         return self.names.get(agent_id, "?") if agent_id is not None else "system"
@@ -950,7 +1013,7 @@ class _TimelineSource:
 
     def contact(self) -> list[TimelineEntry]:
         result = []
-        for c in self._rows(Contact, Contact.started_at):
+        for c in self._rows("contact"):
             label = DEFAULT.get(c.disposition).label if c.disposition in DEFAULT else c.disposition
             parts = [self._who(c.agent_id)]
             if c.address:
@@ -978,12 +1041,12 @@ class _TimelineSource:
                 f"{self._who(p.agent_id)} · paid {_money(p.amount_paid, p.currency)}",
                 f"promise:{p.id}",
             )
-            for p in self._rows(Promise, Promise.created_at, Promise.plan_id.is_(None))
+            for p in self._rows("promise")
         ]
 
     def plan(self) -> list[TimelineEntry]:
         result = []
-        for plan in self._rows(PaymentPlan, PaymentPlan.created_at):
+        for plan in self._rows("plan"):
             result.append(
                 TimelineEntry(
                     plan.created_at,
@@ -998,12 +1061,7 @@ class _TimelineSource:
         return result
 
     def installment(self) -> list[TimelineEntry]:
-        rows = self._rows(
-            Promise,
-            Promise.evaluated_at,
-            Promise.plan_id.is_not(None),
-            Promise.status.in_(("kept", "partially_kept", "broken")),
-        )
+        rows = self._rows("installment")
         return [
             TimelineEntry(
                 p.evaluated_at,
@@ -1018,7 +1076,7 @@ class _TimelineSource:
 
     def settlement(self) -> list[TimelineEntry]:
         result = []
-        for s in self._rows(Settlement, Settlement.created_at):
+        for s in self._rows("settlement"):
             detail = [self._who(s.agent_id), f"balance {_money(s.balance_at_offer, s.currency)}"]
             if s.decided_by_id is not None:
                 detail.append(f"decided by {self._who(s.decided_by_id)}")
@@ -1045,7 +1103,7 @@ class _TimelineSource:
                 f"{self._who(d.agent_id)} · {d.reason}",
                 f"dispute:{d.id}",
             )
-            for d in self._rows(Dispute, Dispute.created_at)
+            for d in self._rows("dispute")
         ]
         result += [
             TimelineEntry(
@@ -1055,13 +1113,13 @@ class _TimelineSource:
                 d.reason,
                 f"dispute:{d.id}:resolved",
             )
-            for d in self._rows(Dispute, Dispute.resolved_at)
+            for d in self._rows("dispute_resolved")
         ]
         return result
 
     def reassignment(self) -> list[TimelineEntry]:
         result = []
-        for a in self._rows(Assignment, Assignment.at):
+        for a in self._rows("reassignment"):
             to = self.names.get(a.to_agent_id, "?") if a.to_agent_id else "the pool"
             title = f"Assigned to {to}"
             if a.from_agent_id:
@@ -1076,7 +1134,7 @@ class _TimelineSource:
 
     def payment(self) -> list[TimelineEntry]:
         result = []
-        for p in self._rows(Payment, Payment.received_at):
+        for p in self._rows("payment"):
             detail = [f"paid on {p.paid_on.isoformat()}"]
             if not p.applied:
                 detail.append("not applied yet")
@@ -1093,14 +1151,13 @@ class _TimelineSource:
         return result
 
     def sync(self) -> list[TimelineEntry]:
-        synced = self.session.scalar(
-            select(func.max(Invoice.synced_at)).where(Invoice.debtor_id == self.debtor.id)
-        )
-        own = account_synced_at(
-            self.debtor.last_synced_at,
-            self.debtor.external_id,
-            last_complete_pull(self.session.connection()),
-        )
+        if self.known is not None:
+            synced, complete_pull = self.known
+        else:
+            conn = self.session.connection()
+            synced = conn.execute(_reads()["synced"], {"debtor_id": self.debtor.id}).scalar()
+            complete_pull = last_complete_pull(conn)
+        own = account_synced_at(self.debtor.last_synced_at, self.debtor.external_id, complete_pull)
         stamps = [s for s in (own, synced) if s is not None]
         if not stamps:
             return []
@@ -1112,7 +1169,7 @@ class _TimelineSource:
     def callback(self) -> list[TimelineEntry]:
         zone = zone_or_utc(self.debtor.time_zone)
         result = []
-        for t in self._rows(Task, Task.created_at, Task.kind == "callback"):
+        for t in self._rows("callback"):
             local = t.due_at.astimezone(zone)
             detail = [self._who(t.agent_id), t.status]
             if t.note:
