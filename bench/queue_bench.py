@@ -57,34 +57,42 @@ async def _probe(url: str, agent_name: str) -> dict[str, float]:
     app = CollectApp(db, agent)
     painted: list[float] = []
     shown: list[object] = [None]  # the screen of the latest paint
-    waiting: list[object] = []  # [predicate, time of the first paint at which it held]
+    # Each watcher is [predicate, time of the first paint at which it held].
+    watchers: list[list[object]] = []
     display = app._display
 
     def record_paint(screen: object, renderable: object) -> None:
         display(screen, renderable)  # type: ignore[arg-type]
         painted.append(time.perf_counter())
         shown[0] = screen
-        if waiting and waiting[1] is None and waiting[0]():  # type: ignore[operator]
-            waiting[1] = painted[-1]
+        for watcher in watchers:
+            if watcher[1] is None and watcher[0]():  # type: ignore[operator]
+                watcher[1] = painted[-1]
 
     app._display = record_paint  # type: ignore[method-assign]
     figures: dict[str, float] = {}
 
-    async def until(done: object, started: float) -> float:
-        """Seconds from ``started`` to the first paint after which ``done()`` holds.
+    def watch(done: object) -> list[object]:
+        """Start checking ``done()`` at each frame written (arm it before the key)."""
+        watcher = [done, None]
+        watchers.append(watcher)
+        return watcher
 
-        ``done`` is checked as each frame is written, so a frame that shows the result
-        is never missed, however soon after the key it comes.
-        """
-        waiting[:] = [done, None]
+    async def reached(watcher: list[object], started: float) -> float:
+        """Seconds from ``started`` to the first paint after which the watcher's
+        predicate held; it is checked as each frame is written, so a frame that shows
+        the result is never missed, however soon after the key it comes."""
         try:
-            while waiting[1] is None:
+            while watcher[1] is None:
                 if time.perf_counter() - started > 30:
                     raise TimeoutError("the screen never showed the result")
                 await asyncio.sleep(0.0005)
-            return waiting[1] - started  # type: ignore[operator]
+            return watcher[1] - started  # type: ignore[operator]
         finally:
-            waiting.clear()
+            watchers.remove(watcher)
+
+    async def until(done: object, started: float) -> float:
+        return await reached(watch(done), started)
 
     def key(name: str) -> float:
         started = time.perf_counter()
@@ -94,12 +102,9 @@ async def _probe(url: str, agent_name: str) -> dict[str, float]:
         return started
 
     # Armed before the app starts so that the first frame with rows cannot be missed.
-    waiting[:] = [lambda: isinstance(shown[0], QueueScreen) and shown[0].rows, None]
+    first = watch(lambda: isinstance(shown[0], QueueScreen) and shown[0].rows)
     async with app.run_test(size=(80, 24)) as pilot:
-        while waiting[1] is None:
-            await asyncio.sleep(0.002)
-        figures["first_paint_s"] = waiting[1] - STARTED  # type: ignore[operator]
-        waiting.clear()
+        figures["first_paint_s"] = await reached(first, STARTED)
         screen = app.screen
         assert isinstance(screen, QueueScreen)
         table = screen.query_one(QueueTable)
@@ -125,19 +130,19 @@ async def _probe(url: str, agent_name: str) -> dict[str, float]:
                 original(row)  # type: ignore[operator]
 
             screen._go_to_next = spy  # type: ignore[method-assign]
-            started = key("n")
             # The account screen's first frame: header and timeline in their loading state
-            # (or already filled); then the frame that shows the loaded account.
-            opens.append(await until(lambda: isinstance(shown[0], AccountScreen), started))
+            # (or already filled); and the frame that shows the loaded account (it may be
+            # the same one: both are armed before the key).
+            opened = watch(lambda: isinstance(shown[0], AccountScreen))
+            loaded = watch(
+                lambda: isinstance(shown[0], AccountScreen) and shown[0].account is not None
+            )
+            started = key("n")
+            opens.append(await reached(opened, started))
             if chosen:  # the key until the next account is known
                 nexts.append(chosen[0] - started)
             screen._go_to_next = original  # type: ignore[method-assign]
-            loads.append(
-                await until(
-                    lambda: isinstance(shown[0], AccountScreen) and shown[0].account is not None,
-                    started,
-                )
-            )
+            loads.append(await reached(loaded, started))
             await app.workers.wait_for_complete()
             while not isinstance(app.screen, QueueScreen):
                 app.screen.dismiss()

@@ -17,7 +17,8 @@ from textual.worker import WorkerCancelled
 from collect_tui import clock
 from collect_tui.app import CollectApp
 from collect_tui.domain.dispositions import DispositionSet
-from collect_tui.screens.account import AccountScreen
+from collect_tui.screens import account as account_module
+from collect_tui.screens.account import AccountScreen, account_screen
 from collect_tui.screens.account_forms import (
     STALE_MESSAGE,
     CallbackForm,
@@ -106,13 +107,13 @@ def _clean_accounts(db: Database, agent: AgentInfo) -> list[int]:
 
 # Each test works its own account so the module's shared database stays predictable.
 (SNAPSHOT, CONTACT, PROMISE, BAD_PROMISE, PLAN, SETTLE, DISPUTE, CALLBACK, STALE, FILTER,
- PAGES, MOVED, CUSTOM) = range(13)  # fmt: skip
+ PAGES, MOVED, CUSTOM, KEPT_A, KEPT_B) = range(15)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def accounts(seeded: Database) -> list[int]:
     found = _clean_accounts(seeded, get_agent(seeded, "alice"))
-    assert len(found) >= 13
+    assert len(found) >= 15
     return found
 
 
@@ -708,3 +709,144 @@ async def test_the_account_screen_paints_before_the_account_is_read(
         await pilot.pause()
         assert "Balance" in str(screen.query_one(AccountHeader).render())
         assert screen.query_one(Timeline).entries
+
+
+async def _open_kept(
+    pilot: Pilot, db: Database, debtor_id: int, account: AccountView | None = None
+) -> AccountScreen:
+    """Open ``debtor_id`` as the queue does: on the app's kept account screen."""
+    app = pilot.app
+    screen = account_screen(app, db, app.agent, debtor_id, account)  # type: ignore[attr-defined]
+    await app.push_screen(screen)
+    await _settle(pilot)
+    return screen
+
+
+async def test_the_kept_screen_shows_the_next_account_and_nothing_of_the_last(
+    seeded: Database, accounts: list[int]
+) -> None:
+    """Opening another account on the kept screen leaves no rows, tab, filter or focus behind."""
+    first, second = accounts[KEPT_A], accounts[KEPT_B]
+    alice = get_agent(seeded, "alice")
+    app = CollectApp(seeded, alice)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(pilot)
+        screen = await _open_kept(pilot, seeded, first)
+        assert screen.debtor_id == first and screen.account is not None
+        old_name = screen.account.debtor.name
+        old_refs = {e.ref for e in screen.query_one(Timeline).entries}
+        await pilot.press("2")  # build and fill the other tabs, then leave it on one
+        await _settle(pilot)
+        await pilot.press("5")
+        await _settle(pilot)
+        await pilot.press("f")  # the timeline narrowed to contacts
+        await _settle(pilot)
+        await pilot.press("2")
+        await _settle(pilot)
+        assert screen.query_one("#invoices", DataTable).row_count
+        await pilot.press("escape")
+        await _settle(pilot)
+        assert isinstance(app.screen, QueueScreen)
+        assert screen.is_mounted, "the kept screen stays mounted, ready for the next account"
+
+        expected = load_account(seeded, alice, second, now=FIXED_NOW)
+        again = await _open_kept(pilot, seeded, second)
+        assert again is screen
+        assert screen.debtor_id == second and screen.account is not None
+        assert screen.account.debtor.id == second
+        header = str(screen.query_one(AccountHeader).render())
+        assert expected.debtor.name in header and old_name not in header
+        timeline = screen.query_one(Timeline)
+        assert timeline.filter_label == "everything"
+        assert [e.ref for e in timeline.entries] == [e.ref for e in expected.timeline]
+        assert not old_refs & {e.ref for e in timeline.entries if not e.ref.startswith("sync")}
+        assert "everything" in str(screen.query_one("#timeline-filter", Static).render())
+        assert screen.query_one("#account-tabs").active == "timeline"  # type: ignore[attr-defined]
+        assert app.focused is timeline
+        invoices = screen.query_one("#invoices", DataTable)
+        keys = {row.value for row in invoices.rows}
+        assert keys == {str(inv.id) for inv in expected.invoices}
+        details = str(screen.query_one("#details-text", Static).render())
+        assert expected.debtor.phones[0].number in details
+        await pilot.press("escape")
+        await _settle(pilot)
+        assert isinstance(app.screen, QueueScreen)
+
+
+async def test_the_kept_screen_drops_a_late_read_of_the_previous_account(
+    seeded: Database, accounts: list[int]
+) -> None:
+    first, second = accounts[KEPT_A], accounts[KEPT_B]
+    alice = get_agent(seeded, "alice")
+    app = CollectApp(seeded, alice)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(pilot)
+        screen = await _open_kept(pilot, seeded, first)
+        opened_first = screen._opened
+        stale = screen.account
+        assert stale is not None
+        await pilot.press("escape")
+        await _settle(pilot)
+        # Opened without the account read: it shows its loading state, then the read.
+        shown = screen._show
+        arrived: list[AccountView] = []
+        screen._show = arrived.append  # type: ignore[method-assign]  # hold the read back
+        await _open_kept(pilot, seeded, second)
+        header = str(screen.query_one(AccountHeader).render())
+        assert "Loading account" in header and stale.debtor.name not in header
+        assert not screen.query_one(Timeline).entries
+        assert len(arrived) == 1 and arrived[0].debtor.id == second
+        screen._show = shown  # type: ignore[method-assign]
+        screen._arrived(opened_first, stale, None)  # the first account's read, late
+        await pilot.pause()
+        assert screen.account is None
+        shown(arrived[0])
+        await pilot.pause()
+        assert screen.account is not None and screen.account.debtor.id == second
+        screen._arrived(opened_first, stale, None)
+        await pilot.pause()
+        assert screen.account.debtor.id == second
+
+
+async def test_an_account_already_read_is_in_the_first_frame(
+    seeded: Database, accounts: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`n` reads the account with its claim: the screen shows it without reading it again."""
+    debtor_id = accounts[KEPT_B]
+    alice = get_agent(seeded, "alice")
+    account = load_account(seeded, alice, debtor_id, now=FIXED_NOW)
+    reads: list[int] = []
+
+    def counted(*args: object, **kwargs: object) -> AccountView:
+        reads.append(1)
+        return load_account(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(account_module, "load_account", counted)
+    app = CollectApp(seeded, alice)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(pilot)
+        for _ in range(2):  # a new screen, then the kept one again
+            screen = account_screen(app, seeded, alice, debtor_id, account)
+            await app.push_screen(screen)
+            assert screen.account is account
+            assert "Balance" in str(screen.query_one(AccountHeader).render())
+            assert screen.query_one(Timeline).entries == list(account.timeline)
+            await _settle(pilot)
+            assert reads == []
+            await pilot.press("escape")
+            await _settle(pilot)
+
+
+async def test_a_kept_screen_in_use_is_not_taken(seeded: Database, accounts: list[int]) -> None:
+    first, second = accounts[KEPT_A], accounts[KEPT_B]
+    alice = get_agent(seeded, "alice")
+    app = CollectApp(seeded, alice)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(pilot)
+        kept = await _open_kept(pilot, seeded, first)
+        other = account_screen(app, seeded, alice, second)
+        assert other is not kept and kept.debtor_id == first
+        bruno = get_agent(seeded, "bruno")
+        await pilot.press("escape")
+        await _settle(pilot)
+        assert account_screen(app, seeded, bruno, second) is not kept  # another agent

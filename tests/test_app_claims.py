@@ -148,3 +148,37 @@ async def test_the_open_account_reloads_when_someone_else_changes_it(seeded: Dat
         assert screen.account is not None and screen.account.version > before
         messages = [n.message for n in app._notifications]
         assert any("changed by sam" in m for m in messages), messages
+
+
+async def test_next_again_reuses_the_screen_and_claims_only_the_new_account(
+    seeded: Database,
+) -> None:
+    """The second `n` opens the next account on the same (kept) screen: the first account is
+    released, the screen shows the new one, and leaving hands that one back too."""
+    alice = get_agent(seeded, "alice")
+    app = CollectApp(seeded, alice)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app)
+        await pilot.press("n")
+        await _settle(app)
+        first = app.screen
+        assert isinstance(first, AccountScreen) and first.account is not None
+        (first_id,) = _claims(seeded, app.session_id)
+        assert first.account.debtor.id == first_id
+        await pilot.press("escape")
+        await _settle(app)
+        assert _claims(seeded, app.session_id) == []
+        # The first account is worked elsewhere meanwhile, so `n` must offer another one.
+        claim_next(seeded, alice, session_id="browser-tab", now=FIXED_NOW)
+        await pilot.press("n")
+        await _settle(app)
+        await pilot.pause()
+        screen = app.screen
+        assert screen is first, "the kept account screen is reused"
+        (second_id,) = _claims(seeded, app.session_id)
+        assert second_id != first_id
+        assert screen.debtor_id == second_id
+        assert screen.account is not None and screen.account.debtor.id == second_id
+        await pilot.press("escape")
+        await _settle(app)
+        assert _claims(seeded, app.session_id) == []

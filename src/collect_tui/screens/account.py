@@ -3,6 +3,11 @@
 Everything is read through :mod:`collect_tui.services.workspace` in thread workers; the
 forms (``c`` ``p`` ``l`` ``s`` ``d`` ``b``) save through the same service and the screen
 reloads the account after each save.
+
+The app keeps one account screen (:func:`account_screen`) and points it at each account
+opened, instead of composing, styling and laying out a new one every time: that is most
+of what opening an account costs. An account already read (``n`` reads it with the claim)
+is shown in the screen's first frame.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from datetime import datetime
 
 from rich.text import Text
 from textual import events, on, work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
@@ -48,6 +53,7 @@ from collect_tui.widgets.account_header import FLAG_LABELS, AccountHeader
 from collect_tui.widgets.timeline import PAGE_SIZE, Timeline
 
 TABS = ("timeline", "owed", "payments", "deals", "details")
+KEPT_SCREEN = "collect-tui-account"  # the name the app's kept account screen is installed as
 INVOICE_COLUMNS = (("Invoice", 12), ("Due", 10), ("DPD", 4), ("Bucket", 7), ("Amount due", 12),
                    ("Cur", 3), ("Note", 13))  # fmt: skip
 PAYMENT_COLUMNS = (("Paid on", 10), ("Amount", 12), ("Cur", 3), ("Invoice", 12), ("Applied", 7),
@@ -178,14 +184,71 @@ def details_text(account: AccountView) -> Text:
     return text
 
 
+def read_account(db: Database, agent: AgentInfo, debtor_id: int) -> AccountView | None:
+    """The account read now, in the caller's (worker) thread; None if it cannot be.
+
+    ``n`` reads the account it claimed this way before opening it, so the account screen's
+    first frame shows it. On None the screen reads it itself and says what went wrong.
+    """
+    try:
+        return load_account(db, agent, debtor_id, now=clock.now())
+    except Exception:  # the screen's own read reports it
+        return None
+
+
+def account_screen(
+    app: App[object],
+    db: Database,
+    agent: AgentInfo,
+    debtor_id: int,
+    account: AccountView | None = None,
+) -> AccountScreen:
+    """The screen to push to open ``debtor_id``: the app's kept account screen, pointed at it.
+
+    The first call builds it and installs it in ``app`` (kept when popped); later calls
+    reuse it. While it is on the screen stack, or if it was built for another agent or
+    database, a new screen (not kept) is returned instead. ``account`` is the account
+    already read, if it was (shown at once; otherwise the screen reads it).
+    """
+    if app.is_screen_installed(KEPT_SCREEN):
+        kept = app.get_screen(KEPT_SCREEN)
+        if kept in app.screen_stack or not kept.is_mounted:
+            return AccountScreen(db, agent, debtor_id, account)
+        if isinstance(kept, AccountScreen) and kept.db is db and kept.agent == agent:
+            kept.show_debtor(debtor_id, account)
+            return kept
+        app.uninstall_screen(KEPT_SCREEN)
+    screen = AccountScreen(db, agent, debtor_id, account)
+    app.install_screen(screen, KEPT_SCREEN)
+    return screen
+
+
 class CoalescedFooter(Footer):
-    """A Footer that rebuilds its keys once per burst of binding changes.
+    """A Footer that rebuilds its keys once per burst of binding changes, and only if the
+    keys it would show differ from those it shows.
 
     Textual's Footer schedules one full recompose per change, and opening the account
-    screen makes about six (focus, screen stack, idle); they all show the same keys.
+    screen makes about six (focus, screen stack, idle); they all show the same keys, and
+    so does the kept screen each time it opens another account: new keys are laid out and
+    drawn afresh, which costs more than the rest of the frame.
     """
 
     _recompose_pending = False
+    _shown: tuple[object, ...] | None = None  # what the keys shown were built from
+
+    def _keys(self) -> tuple[object, ...]:
+        """What :meth:`compose` builds the keys from (see Textual's Footer.compose)."""
+        shown = [
+            (binding, enabled, tooltip)
+            for _, binding, enabled, tooltip in self.screen.active_bindings.values()
+            if binding.show
+        ]
+        display = self.app.get_key_display
+        keys = tuple(
+            (b.key, display(b), b.description, b.action, b.group, enabled, tooltip)
+            for b, enabled, tooltip in shown
+        )
+        return (self.compact, keys)
 
     def bindings_changed(self, screen: Screen[object]) -> None:
         """Schedule one recompose for any number of changes before the next refresh."""
@@ -198,6 +261,10 @@ class CoalescedFooter(Footer):
 
     async def _recompose_once(self) -> None:
         self._recompose_pending = False
+        keys = self._keys()
+        if keys == self._shown:
+            return
+        self._shown = keys
         await self.recompose()
 
 
@@ -253,14 +320,22 @@ class AccountScreen(Screen[None]):
         Binding("5", "tab('details')", "Details", show=False, id="account.tab5"),
     ]
 
-    def __init__(self, db: Database, agent: AgentInfo, debtor_id: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        agent: AgentInfo,
+        debtor_id: int,
+        account: AccountView | None = None,
+    ) -> None:
+        """``account``, if given, is ``debtor_id`` already read: shown without reading it again."""
         super().__init__()
         self.db = db
         self.agent = agent
         self.debtor_id = debtor_id
         self.account: AccountView | None = None
         self.load_error: str | None = None
-        self._resumed = False
+        self._given = account if account is not None and account.debtor.id == debtor_id else None
+        self._opened = 0  # bumps on each account shown: a late read of another is dropped
         self._pane_ready: dict[str, asyncio.Event] = {}  # panes built (set) or being built
 
     def compose(self) -> ComposeResult:
@@ -278,11 +353,11 @@ class AccountScreen(Screen[None]):
         yield CoalescedFooter(compact=True, show_command_palette=False)
 
     def _on_screen_resume(self, event: events.ScreenResume) -> None:
-        # The first resume follows the mount, which has just styled every node: restyling
-        # them all again costs a third of the first paint and changes nothing.
-        if not self._resumed:
-            self._resumed = True
-            event.refresh_styles = False
+        # The first resume follows the mount, which has just styled every node; a kept
+        # screen coming back was restyled with the app's while it waited (a theme change
+        # updates every node of the app, as popping back to a screen relies on).
+        # Restyling every node costs a third of the first paint and changes nothing.
+        event.refresh_styles = False
         super()._on_screen_resume(event)
 
     def on_mount(self) -> None:
@@ -290,7 +365,37 @@ class AccountScreen(Screen[None]):
         timeline.loader = self._timeline_page
         self._show_filter()
         timeline.focus()
-        self.reload()
+        given, self._given = self._given, None
+        if given is not None:
+            self._show(given)
+        else:
+            self.reload()
+
+    def show_debtor(self, debtor_id: int, account: AccountView | None = None) -> None:
+        """Point this (kept, off-screen) screen at ``debtor_id``, as a new screen would be.
+
+        Nothing of the previous account stays: its rows, tab, timeline filter and focus go,
+        and a read of it still under way is dropped. ``account``, if given, is shown now;
+        otherwise the screen shows its loading state and reads the account.
+        """
+        if account is not None and account.debtor.id != debtor_id:
+            account = None
+        self.debtor_id = debtor_id
+        self.account = None
+        self.load_error = None
+        self._opened += 1
+        self.workers.cancel_group(self, "account-load")
+        timeline = self.query_one(Timeline)
+        timeline.reset()
+        self.query_one(TabbedContent).active = "timeline"
+        self._clear_panes()
+        self._show_filter()
+        self.set_focus(timeline, scroll_visible=False)
+        if account is not None:
+            self._show(account)
+        else:
+            self.query_one(AccountHeader).update("Loading account...", layout=False)
+            self.reload()
 
     # Panes -----------------------------------------------------------------------------
 
@@ -328,6 +433,21 @@ class AccountScreen(Screen[None]):
         if self.account is not None:
             self._fill_pane(pane, self.account, clock.now())
 
+    def _clear_panes(self) -> None:
+        """Empty the tabs already built (they are filled again when the account arrives)."""
+        for pane in TABS[1:]:
+            if not self._pane_built(pane):
+                continue
+            if pane == "owed":
+                self.query_one("#owed-totals", Static).update("")
+                self.query_one("#invoices", DataTable).clear()
+            elif pane == "payments":
+                self.query_one("#payments-info", Static).update("")
+                self.query_one("#payments-table", DataTable).clear()
+            else:
+                self.query_one(f"#{pane}-text", Static).update("")
+                self.query_one(f"#{pane}-scroll", VerticalScroll).scroll_home(animate=False)
+
     def _fill_pane(self, pane: str, account: AccountView, now: datetime) -> None:
         if pane == "owed":
             self._show_owed(account)
@@ -347,23 +467,33 @@ class AccountScreen(Screen[None]):
 
     def reload(self) -> None:
         """Read the account again (in a thread worker)."""
-        self._load()
+        self._load(self._opened, self.debtor_id)
 
     @work(thread=True, exclusive=True, group="account-load")
-    def _load(self) -> None:
+    def _load(self, opened: int, debtor_id: int) -> None:
         try:
-            account = load_account(self.db, self.agent, self.debtor_id, now=clock.now())
+            account = load_account(self.db, self.agent, debtor_id, now=clock.now())
         except (AccessDenied, AccountNotFound) as exc:
-            self.app.call_from_thread(self._refused, str(exc))
+            self.app.call_from_thread(self._arrived, opened, None, str(exc))
             return
         except Exception as exc:  # shown, never a crash
-            self.app.call_from_thread(self._refused, f"Could not load the account: {exc}")
+            message = f"Could not load the account: {exc}"
+            self.app.call_from_thread(self._arrived, opened, None, message)
             return
-        self.app.call_from_thread(self._show, account)
+        self.app.call_from_thread(self._arrived, opened, account, None)
+
+    def _arrived(self, opened: int, account: AccountView | None, error: str | None) -> None:
+        if opened != self._opened:  # read for an account no longer shown here
+            return
+        if account is not None:
+            self._show(account)
+        else:
+            self._refused(error or "Could not load the account")
 
     def _timeline_page(
         self, kinds: frozenset[str] | None, before: datetime | None, limit: int
     ) -> list[TimelineEntry]:
+        # A page read for a previous account is dropped by the timeline (its generation).
         return load_timeline(
             self.db,
             self.agent,
@@ -437,7 +567,8 @@ class AccountScreen(Screen[None]):
     def _show_filter(self) -> None:
         timeline = self.query_one(Timeline)
         self.query_one("#timeline-filter", Static).update(
-            f"Showing {timeline.filter_label}, newest first  (f/F change kind)"
+            f"Showing {timeline.filter_label}, newest first  (f/F change kind)",
+            layout=False,  # one line high whatever it says
         )
 
     @on(Timeline.Failed)

@@ -16,7 +16,7 @@ from textual.widgets import Footer, Input, Static
 from collect_tui import clock
 from collect_tui.domain.aging import BUCKETS
 from collect_tui.domain.money import format_money
-from collect_tui.screens.account import AccountScreen
+from collect_tui.screens.account import account_screen, read_account
 from collect_tui.screens.help import HelpScreen
 from collect_tui.screens.queue_filters import QueueFilterScreen
 from collect_tui.services.agents import AgentInfo
@@ -31,6 +31,7 @@ from collect_tui.services.queue import (
     queue_page,
     queue_summary,
 )
+from collect_tui.services.workspace import AccountView
 from collect_tui.widgets.queue_table import QueueTable
 
 PAGE_SIZE = 50
@@ -121,6 +122,7 @@ class QueueScreen(Screen[None]):
         self.shown_generation = 0  # the reload whose rows are on screen
         self._marker: tuple[object, ...] | None = None
         self._search_timer: Timer | None = None
+        self._next_account: AccountView | None = None  # read by `n` with its claim
         # The first window last shown for each filter (searches excepted): a filter shown
         # again appears at once from here while the worker fetches it afresh.
         self._windows: dict[QueueFilter, tuple[list[QueueRow], bool]] = {}
@@ -382,6 +384,9 @@ class QueueScreen(Screen[None]):
         except Exception as exc:
             self.app.call_from_thread(self._show_error, str(exc))
             return
+        if claimed is not None:
+            # Read while the UI thread is idle: the account screen's first frame shows it.
+            self._next_account = read_account(self.db, self.agent, claimed.row.debtor_id)
         self.app.call_from_thread(self._go_to_next, claimed.row if claimed else None)
         if claimed is not None and claimed.from_pool:
             self.app.call_from_thread(
@@ -404,7 +409,10 @@ class QueueScreen(Screen[None]):
             self.reload(keep_debtor=row.debtor_id)
         else:
             self.query_one(QueueTable).move_cursor(row=index, animate=False)
-        self.post_message(self.AccountChosen(row.debtor_id))
+        account, self._next_account = self._next_account, None
+        if account is not None and account.debtor.id != row.debtor_id:
+            account = None
+        self.post_message(self.AccountChosen(row.debtor_id, account, claimed=True))
         why = row.top_reason or "top of the queue"
         self.notify(f"{row.name}: {why}", title="Next account", timeout=4)
 
@@ -431,15 +439,20 @@ class QueueScreen(Screen[None]):
     class AccountChosen(Message):
         """The agent picked an account to work (by ``n`` or ``enter``)."""
 
-        def __init__(self, debtor_id: int) -> None:
+        def __init__(
+            self, debtor_id: int, account: AccountView | None = None, *, claimed: bool = False
+        ) -> None:
             super().__init__()
             self.debtor_id = debtor_id
+            self.account = account  # already read (by `n`), else None
+            self.claimed = claimed  # `n` claimed it for this session just now
 
     def on_queue_screen_account_chosen(self, event: QueueScreen.AccountChosen) -> None:
         """Open the chosen account; back on the queue, refresh it keeping the cursor."""
-        self._warn_if_claimed(event.debtor_id)
+        if not event.claimed:  # an account `n` just claimed is open in no other session
+            self._warn_if_claimed(event.debtor_id)
         self.app.push_screen(
-            AccountScreen(self.db, self.agent, event.debtor_id),
+            account_screen(self.app, self.db, self.agent, event.debtor_id, event.account),
             lambda _result: self._back_from_account(),
         )
 

@@ -89,4 +89,4 @@ class AccountHeader(Static):
         joined = Text("\n").join([first, second, third, fourth])
         joined.no_wrap = True
         joined.overflow = "ellipsis"
-        self.update(joined)
+        self.update(joined, layout=False)  # four lines whatever they say: no layout pass

@@ -123,6 +123,16 @@ class Timeline(OptionList):
         """True when older entries may still be fetched."""
         return self._more
 
+    def reset(self) -> None:
+        """Empty, showing everything again, with any page under way dropped (a new account)."""
+        self._generation += 1
+        self.filter_index = 0
+        self.entries = []
+        self._refs = set()
+        self._more = False
+        self._loading = False
+        self.clear_options()
+
     def show(self, entries: Sequence[TimelineEntry], *, more: bool) -> None:
         """Replace the list with ``entries`` (the first page of the current filter)."""
         self._generation += 1
