@@ -10,6 +10,7 @@ A figure ends at the first frame written to the terminal that shows the result. 
 showing their loading state or data), ``next_account_loaded_ms`` at the frame that shows
 the loaded account, ``next_ms`` when the next account is known. ``filter_first_ms`` is
 the median over the first visit of each filter, ``filter_ms`` over all visits.
+``pause_gc_ms`` is one full garbage collection after the keys, as the app runs in a pause.
 Before each probe the day's rescore and cadence are done (``--prepare``), as an earlier
 start of the app today would have: the figures are those of a start, not of the day's
 first, whose daily work runs after the first paint and would compete with the keys timed.
@@ -26,6 +27,7 @@ STARTED = time.perf_counter()
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
@@ -173,6 +175,12 @@ async def _probe(url: str, agent_name: str) -> dict[str, float]:
         figures["filter_max_ms"] = max(filters) * 1000
         figures["search_ms"] = await change(QueueFilter(search="smith")) * 1000
         figures["rows_shown"] = float(table.row_count)
+        # The full garbage collection the app runs in the agent's pauses (app.IdleCollections):
+        # a key pressed during it waits this long.
+        await pilot.pause()
+        started = time.perf_counter()
+        gc.collect()
+        figures["pause_gc_ms"] = (time.perf_counter() - started) * 1000
         await pilot.press("q")
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

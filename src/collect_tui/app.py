@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 import tomllib
 from collections.abc import Iterable
@@ -53,6 +54,51 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], str | None]:
 
 CLAIM_RENEW_SECONDS = 60.0
 ACCOUNT_POLL_SECONDS = 5.0  # how often the open account checks for others' changes
+GC_CHECK_SECONDS = 2.0  # how often the app looks for a pause to collect garbage in
+GC_IDLE_SECONDS = 1.0  # a pause: this long since the last key or click
+GC_LONGEST_WAIT_SECONDS = 30.0  # collected after this long even without a pause
+
+
+class IdleCollections:
+    """Python's full garbage collections moved to the agent's pauses.
+
+    A full collection walks every object the app holds: 50-100 ms at a time, about
+    every 1.5 s while keys come quickly, each one freezing the screen mid-keystroke.
+    While started, Python collects only young objects by itself; the full collection
+    runs when the agent has paused (or at the latest every
+    ``GC_LONGEST_WAIT_SECONDS``), and the objects built at start (modules, mapped models,
+    the first screen), which live as long as the app, are frozen out of it.
+    """
+
+    def __init__(self) -> None:
+        self._thresholds: tuple[int, int, int] | None = None
+        self._last = time.monotonic()
+
+    def start(self) -> None:
+        """Stop automatic full collections (undone by :meth:`stop`)."""
+        if self._thresholds is None:
+            self._thresholds = gc.get_threshold()
+            young, middle, _ = self._thresholds
+            gc.set_threshold(young, middle, 1_000_000_000)
+            gc.freeze()
+
+    def collect_if_due(self, idle_seconds: float) -> bool:
+        """Collect everything now if the agent has paused or it has been too long."""
+        now = time.monotonic()
+        if self._thresholds is None or (
+            idle_seconds < GC_IDLE_SECONDS and now - self._last < GC_LONGEST_WAIT_SECONDS
+        ):
+            return False
+        gc.collect()
+        self._last = time.monotonic()
+        return True
+
+    def stop(self) -> None:
+        """Give the process its own collections back (the app is closing)."""
+        if self._thresholds is not None:
+            gc.unfreeze()
+            gc.set_threshold(*self._thresholds)
+            self._thresholds = None
 
 
 class CollectApp(App[None]):
@@ -72,6 +118,7 @@ class CollectApp(App[None]):
         self.keymap_file = keymap_file
         self.session_id = new_session_id()  # the claims `n` takes belong to this run
         self.last_input = time.monotonic()
+        self._collections = IdleCollections()
 
     def on_mount(self) -> None:
         keymap, problem = load_keymap(self.keymap_file)
@@ -86,6 +133,8 @@ class CollectApp(App[None]):
         else:
             self.push_screen(QueueScreen(self.db, self.agent))
         self._daily_rescore()
+        self._collections.start()
+        self.set_interval(GC_CHECK_SECONDS, self._collect_when_idle)
         self.set_interval(CLAIM_RENEW_SECONDS, self._renew_claims)
         self.set_interval(ACCOUNT_POLL_SECONDS, self._poll_open_account)
 
@@ -143,8 +192,12 @@ class CollectApp(App[None]):
                 timeout=5,
             )
 
+    def _collect_when_idle(self) -> None:
+        self._collections.collect_if_due(time.monotonic() - self.last_input)
+
     def on_unmount(self) -> None:
         """Quitting hands the account back at once instead of when the claim lapses."""
+        self._collections.stop()
         try:
             release_claims(self.db, session_id=self.session_id)
         except Exception as exc:
