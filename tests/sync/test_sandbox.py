@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -162,6 +163,27 @@ def test_a_reused_key_on_another_request_is_refused(sandbox: SandboxServer) -> N
     again = httpx.put(f"{sandbox.base_url}/Invoices/{second}/History", headers=headers, json=body)
     assert again.status_code == 400
     assert sandbox.history(second) == []
+
+
+def test_a_request_torn_off_mid_body_is_not_acted_on(sandbox: SandboxServer) -> None:
+    """A client killed while sending leaves half a body: nothing is done and nothing kept
+    under its Idempotency-Key, so the client's retry goes through (it used to be refused
+    with the torn body's 400, a failed outcome in the SIGKILL test)."""
+    invoice_id = sandbox.invoice_ids("AUTHORISED")[0]
+    headers = {**AUTH, "Idempotency-Key": "torn", "Content-Type": "application/json"}
+    body = json.dumps({"HistoryRecords": [{"Details": "retried"}]}).encode()
+    url = httpx.URL(f"{sandbox.base_url}/Invoices/{invoice_id}/History")
+    head = [f"PUT {url.raw_path.decode()} HTTP/1.1", f"Host: {url.host}:{url.port}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    head.append(f"Content-Length: {len(body)}")
+    with socket.create_connection((url.host, url.port)) as torn:
+        torn.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body[:10])
+        torn.shutdown(socket.SHUT_WR)
+        assert torn.recv(1024) == b"", "no answer to half a request"
+    retried = httpx.put(str(url), headers=headers, content=body)
+    assert retried.status_code == 200, retried.text
+    assert "Idempotent-Replayed" not in retried.headers
+    assert sandbox.history(invoice_id) == ["retried"]
 
 
 @pytest.mark.skipif(os.name != "posix", reason="sends signals")

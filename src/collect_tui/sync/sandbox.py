@@ -1677,6 +1677,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The client went away mid-body (killed, say): like a real server, act on
+            # nothing. Answering the torn body would also keep that answer under its
+            # Idempotency-Key, and the client's retry would be refused with it.
+            self.close_connection = True
+            return
         status, headers, payload = self.sandbox._handle(method, self.path, self.headers, body)
         lines = [
             f"HTTP/1.1 {status} {_STATUS_TEXT.get(status, 'Unknown')}",
