@@ -26,6 +26,7 @@ from collect_tui.storage.models import (
     SyncRun,
     Task,
 )
+from collect_tui.storage.settings import read_setting, write_setting
 from collect_tui.sync.engine import SyncEngine
 from collect_tui.sync.sandbox import SandboxServer
 from collect_tui.sync.xero import XeroConnector
@@ -389,13 +390,13 @@ def test_interrupted_run_is_recorded_and_repaired(
 ) -> None:
     with db.engine.begin() as conn:
         store.start_run(conn, "xero", datetime.now(UTC))
-        store.set_setting(conn, f"sync:xero:{TENANT}:rescore_pending", "x")
+        write_setting(conn, f"sync:xero:{TENANT}:rescore_pending", "x")
     result = _engine(db, make_connector(sandbox)).run()
     assert result.status == "ok"
     statuses = [s for (s,) in _rows(db, select(SyncRun.status).order_by(SyncRun.id))]
     assert statuses == ["interrupted", "ok"]
     with db.engine.connect() as conn:
-        assert store.get_setting(conn, f"sync:xero:{TENANT}:rescore_pending") is None
+        assert read_setting(conn, f"sync:xero:{TENANT}:rescore_pending") is None
 
 
 def test_summary_line_names_every_count() -> None:

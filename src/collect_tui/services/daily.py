@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from collect_tui import clock
 from collect_tui.services.database import Database
-from collect_tui.storage.models import Setting
-from collect_tui.storage.scoring import write_setting
+from collect_tui.storage.settings import read_setting, write_setting
 
 LAST_RESCORE_DAY = "last_rescore_day"
 CADENCE_LAST_RUN = "cadence_last_run"
@@ -24,7 +23,7 @@ def rescore_needed(db: Database, *, today: date | None = None) -> bool:
     """True when no full rescore has run today (UTC), e.g. at the first start of a day."""
     today = today or datetime.now(UTC).date()
     with db.session() as session:
-        last = session.scalar(select(Setting.value).where(Setting.key == LAST_RESCORE_DAY))
+        last = read_setting(session.connection(), LAST_RESCORE_DAY)
     return last != today.isoformat()
 
 
@@ -41,7 +40,7 @@ def record_rescore_day(conn: Connection, today: date) -> None:
 
 def last_cadence_run(session: Session) -> datetime | None:
     """When the cadence last turned due steps into tasks (None: never, or unreadable)."""
-    value = session.scalar(select(Setting.value).where(Setting.key == CADENCE_LAST_RUN))
+    value = read_setting(session.connection(), CADENCE_LAST_RUN)
     try:
         return datetime.fromisoformat(value) if value else None
     except ValueError:
@@ -64,9 +63,4 @@ def mark_cadence_run(db: Database, now: datetime) -> None:
 
 def record_cadence_run(session: Session, now: datetime) -> None:
     """Note, in the caller's transaction, that the cadence ran at ``now``."""
-    setting = session.get(Setting, CADENCE_LAST_RUN)
-    if setting is None:
-        session.add(Setting(key=CADENCE_LAST_RUN, value=now.isoformat()))
-    else:
-        setting.value = now.isoformat()
-    session.flush()
+    write_setting(session.connection(), CADENCE_LAST_RUN, now.isoformat())

@@ -9,6 +9,7 @@ from datetime import datetime
 from collect_tui.services.agents import AgentInfo, SignInRevoked, is_supervisor_now
 from collect_tui.services.database import Database
 from collect_tui.storage import sync_store as store
+from collect_tui.storage.settings import read_setting, write_setting
 from collect_tui.sync.config import ConfigError, SyncTarget, make_connector
 from collect_tui.sync.engine import Progress, SyncEngine, SyncResult, SyncStats
 
@@ -109,7 +110,7 @@ def _outbox_view(row: store.OutboxRow) -> OutboxView:
 def load_overview(db: Database, *, limit: int = 50) -> SyncOverview:
     """The latest runs, pending and failed outcomes, and quarantined records."""
     with db.engine.connect() as conn:
-        stored = store.get_setting(conn, TARGET_KEY)
+        stored = read_setting(conn, TARGET_KEY)
         runs = tuple(
             RunView(
                 r.id, r.source, r.started_at, r.finished_at, r.status, _summary(r.stats), r.error
@@ -139,14 +140,14 @@ def list_quarantine(db: Database, *, limit: int = 1000) -> list[store.Quarantine
 def saved_target(db: Database) -> SyncTarget | None:
     """The target the last CLI sync used (no secrets are stored)."""
     with db.engine.connect() as conn:
-        stored = store.get_setting(conn, TARGET_KEY)
+        stored = read_setting(conn, TARGET_KEY)
     return SyncTarget.from_json(stored) if stored else None
 
 
 def save_target(db: Database, target: SyncTarget) -> None:
     """Remember ``target`` for the app's "sync now"."""
     with db.engine.begin() as conn:
-        store.set_setting(conn, TARGET_KEY, target.to_json())
+        write_setting(conn, TARGET_KEY, target.to_json())
 
 
 def retry_failed(db: Database, now: datetime, *, caller: AgentInfo | None = None) -> int:

@@ -88,17 +88,16 @@ from collect_tui.storage.models import (
     Debtor,
     Invoice,
     Promise,
-    Setting,
     Task,
     UTCDateTime,
 )
+from collect_tui.storage.settings import read_setting, write_setting
 
 debtors = Debtor.__table__
 invoices = Invoice.__table__
 contacts = Contact.__table__
 promises = Promise.__table__
 tasks = Task.__table__
-settings = Setting.__table__
 
 # Settings of the daily pass on PostgreSQL, for its statements only (put back after).
 POSTGRESQL_PASS_SETTINGS = {
@@ -988,14 +987,8 @@ def _parse_weights(text: str) -> PriorityWeights:
 
 def stored_weights(conn: Connection) -> PriorityWeights:
     """The weights saved in the database (the defaults until someone sets them)."""
-    text = conn.execute(select(settings.c.value).where(settings.c.key == WEIGHTS_SETTING)).scalar()
+    text = read_setting(conn, WEIGHTS_SETTING)
     return DEFAULT_WEIGHTS if text is None else _parse_weights(text)
-
-
-def write_setting(conn: Connection, key: str, value: str) -> None:
-    """Set one key of the ``settings`` table, in the caller's transaction."""
-    conn.execute(settings.delete().where(settings.c.key == key))
-    conn.execute(settings.insert().values(key=key, value=value))
 
 
 def store_weights(conn: Connection, weights: PriorityWeights) -> None:

@@ -29,11 +29,11 @@ from collect_tui.storage.models import (
     Phone,
     Promise,
     QuarantinedRecord,
-    Setting,
     SyncCursor,
     SyncRun,
     Task,
 )
+from collect_tui.storage.settings import read_setting, write_setting
 
 debtors: Table = Debtor.__table__  # type: ignore[assignment]
 invoices: Table = Invoice.__table__  # type: ignore[assignment]
@@ -47,7 +47,6 @@ cursors: Table = SyncCursor.__table__  # type: ignore[assignment]
 runs: Table = SyncRun.__table__  # type: ignore[assignment]
 outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
 quarantine: Table = QuarantinedRecord.__table__  # type: ignore[assignment]
-settings: Table = Setting.__table__  # type: ignore[assignment]
 
 ID_CHUNK = 500
 SYNC_ACTOR = "sync"
@@ -615,12 +614,12 @@ def mark_all_synced(conn: Connection, now: datetime) -> None:
     One stamp in ``settings``, not a write to every synced account: that rewrote (and
     locked) the whole portfolio on every run while agents were saving on it.
     """
-    set_setting(conn, COMPLETE_PULL_SETTING, now.astimezone(UTC).isoformat())
+    write_setting(conn, COMPLETE_PULL_SETTING, now.astimezone(UTC).isoformat())
 
 
 def last_complete_pull(conn: Connection) -> datetime | None:
     """When the last complete pull finished (see :func:`mark_all_synced`), if ever."""
-    value = get_setting(conn, COMPLETE_PULL_SETTING)
+    value = read_setting(conn, COMPLETE_PULL_SETTING)
     return datetime.fromisoformat(value) if value else None
 
 
@@ -743,7 +742,7 @@ def list_quarantine(conn: Connection, *, limit: int = 200) -> list[QuarantineRow
     return [QuarantineRow(*row) for row in rows]
 
 
-# --- cursors, settings, runs -----------------------------------------------------------------
+# --- cursors, runs -----------------------------------------------------------------
 
 
 def get_cursor(conn: Connection, source: str, tenant: str, stream: str) -> datetime | None:
@@ -775,20 +774,6 @@ def set_cursor(
         set_={"cursor": stmt.excluded.cursor, "updated_at": stmt.excluded.updated_at},
     )
     conn.execute(stmt)
-
-
-def get_setting(conn: Connection, key: str) -> str | None:
-    """A value of the ``settings`` table."""
-    return conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar_one_or_none()
-
-
-def set_setting(conn: Connection, key: str, value: str | None) -> None:
-    """Set (or with ``None`` remove) a value of the ``settings`` table."""
-    if value is None:
-        conn.execute(settings.delete().where(settings.c.key == key))
-        return
-    stmt = _insert(conn, settings).values(key=key, value=value)
-    conn.execute(stmt.on_conflict_do_update(index_elements=[settings.c.key], set_={"value": value}))
 
 
 def start_run(conn: Connection, source: str, now: datetime) -> int:
@@ -1039,7 +1024,6 @@ __all__ = [
     "existing_payments",
     "finish_run",
     "get_cursor",
-    "get_setting",
     "interrupted_runs",
     "invoice_open",
     "invoice_refs",
@@ -1059,7 +1043,6 @@ __all__ = [
     "resolve_quarantine",
     "retry_failed_outbox",
     "set_cursor",
-    "set_setting",
     "start_run",
     "touch_debtors",
     "upsert_debtors",

@@ -37,6 +37,7 @@ from collect_tui import clock
 from collect_tui.logsafe import redact_secrets
 from collect_tui.storage import sync_store as store
 from collect_tui.storage.scoring import rescore
+from collect_tui.storage.settings import read_setting, write_setting
 from collect_tui.sync.protocol import (
     AuthenticationError,
     Connector,
@@ -215,10 +216,10 @@ class SyncEngine:
         between a payments page and its promise evaluation could have left behind.
         """
         with self.engine.begin() as conn:
-            if store.get_setting(conn, self._rescore_key()) is not None:
+            if read_setting(conn, self._rescore_key()) is not None:
                 now = self._now()
                 rescore(conn, today=now.astimezone(UTC).date(), now=now)
-                store.set_setting(conn, self._rescore_key(), None)
+                write_setting(conn, self._rescore_key(), None)
         self._evaluate_promises(None)
 
     # -- pull ----------------------------------------------------------------------------
@@ -240,7 +241,7 @@ class SyncEngine:
     def _pull_all(self, conn: Connection, stats: SyncStats) -> None:
         with conn.begin():
             self._quarantine_open = store.open_quarantine_count(conn, self.source) > 0
-            self._deferred = store.get_setting(conn, self._rescore_key()) is not None
+            self._deferred = read_setting(conn, self._rescore_key()) is not None
         sqlite = conn.dialect.name == "sqlite"
         size = None
         if sqlite:  # fewer checkpoints and a bigger cache while pages stream in
@@ -259,7 +260,7 @@ class SyncEngine:
                 store.mark_all_synced(conn, now)
                 if self._deferred:
                     rescore(conn, today=now.astimezone(UTC).date(), now=now)
-                    store.set_setting(conn, self._rescore_key(), None)
+                    write_setting(conn, self._rescore_key(), None)
                     self._deferred = False
             stats.seconds["rescore"] = round(time.perf_counter() - started, 3)
         finally:
@@ -326,7 +327,7 @@ class SyncEngine:
                     if since is None and not self._deferred and not page.is_last:
                         # A pull from the start of more than a page: rescore once at the end.
                         with conn.begin():
-                            store.set_setting(conn, self._rescore_key(), self._now().isoformat())
+                            write_setting(conn, self._rescore_key(), self._now().isoformat())
                         self._deferred = True
                     group, opened = conn.begin(), time.perf_counter()
                 bad += self._apply_page(conn, page, stats, payment_debtors)
@@ -621,13 +622,13 @@ class SyncEngine:
         """Deliver due outbox rows, committing each result as it comes back."""
         now = self._now()
         with self.engine.begin() as conn:
-            paused = store.get_setting(conn, self._pause_key())
+            paused = read_setting(conn, self._pause_key())
             if paused is not None:
                 until = datetime.fromisoformat(paused)
                 if until > now:
                     stats.push_paused_until = paused
                     return
-                store.set_setting(conn, self._pause_key(), None)
+                write_setting(conn, self._pause_key(), None)
         sent = 0
         after_id = 0
         total: int | None = None
@@ -674,7 +675,7 @@ class SyncEngine:
             if result.status == "daily_limit_reached":
                 wait = result.retry_after if result.retry_after is not None else 3600.0
                 until = now + timedelta(seconds=wait)
-                store.set_setting(conn, self._pause_key(), until.isoformat())
+                write_setting(conn, self._pause_key(), until.isoformat())
                 store.outbox_retry_later(conn, row.id, until, reason)
                 stats.push_paused_until = until.isoformat()
                 return False
