@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import no_daily_work
 from sqlalchemy import select
-from textual.widgets import DataTable, Static
+from textual import events
+from textual.widgets import DataTable, Input, Static
 
 from collect_tui import clock
 from collect_tui.app import CollectApp
@@ -310,3 +311,19 @@ async def test_a_window_arriving_after_the_app_quit_is_dropped(seeded: Database)
         screen._append_page(screen._generation, rows)
         screen._show_error("late")
     assert notices == []
+
+
+async def test_keys_typed_straight_after_slash_land_in_the_search(seeded: Database) -> None:
+    """`/smith` typed faster than the screen updates: every letter reaches the search."""
+    app = CollectApp(seeded, get_agent(seeded, "alice"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        for key, character in (("slash", "/"), ("s", "s"), ("m", "m"), ("i", "i")):
+            event = events.Key(key, character)
+            event.set_sender(app)
+            app._driver.send_message(event)  # type: ignore[union-attr]  # all queued at once
+        await _settle(app, pilot)
+        search = app.screen.query_one("#queue-search", Input)
+        assert search.value == "smi"
+        await pilot.press("slash", "2")  # a "/" typed in the search is part of it
+        assert search.value == "smi/2"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -102,7 +103,9 @@ class QueueScreen(Screen[None]):
     COMMANDS = {QueueCommands}
     BINDINGS = [
         Binding("n", "next", "Next", id="queue.next"),
-        Binding("slash", "search", "Search", key_display="/", id="queue.search"),
+        # A priority binding acts as the key arrives, before the keys typed after it are
+        # routed: otherwise `/smith` typed quickly sends "smith" to the table.
+        Binding("slash", "search", "Search", key_display="/", priority=True, id="queue.search"),
         Binding("f", "filters", "Filters", id="queue.filters"),
         Binding("r", "refresh_queue", "Refresh", id="queue.refresh"),
         Binding("question_mark", "help", "Help", key_display="?", id="queue.help"),
@@ -350,8 +353,10 @@ class QueueScreen(Screen[None]):
 
     def action_search(self) -> None:
         search = self.query_one("#queue-search", Input)
+        if search.has_focus:
+            raise SkipAction()  # a "/" typed in the search is part of it
         search.display = True
-        search.focus()
+        self.set_focus(search)  # at once: Widget.focus would wait for the queued keys
 
     def action_clear_search(self) -> None:
         search = self.query_one("#queue-search", Input)
