@@ -152,3 +152,19 @@ def test_failed_seed_leaves_nothing_half_written(db: Database, monkeypatch) -> N
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(Debtor)) == 0
         assert session.scalar(select(func.count()).select_from(Agent)) == 0
+
+
+def test_no_payment_is_received_later_than_now(db: Database) -> None:
+    """Payments received today are stamped no later than the seed's time (the demo's
+    timeline showed one due in the afternoon, received hours before it was made)."""
+    from datetime import UTC, datetime, timedelta
+
+    from collect_tui.storage.models import Payment
+
+    seed_portfolio(db.engine, debtors=1500, agents=2, seed=12)
+    ran = datetime.now(UTC)
+    with db.session() as session:
+        latest = session.scalar(select(func.max(Payment.received_at)))
+        today = session.scalar(select(func.count()).where(Payment.paid_on == ran.date()))
+    assert today, "the portfolio has payments received today"
+    assert latest <= ran + timedelta(minutes=1)

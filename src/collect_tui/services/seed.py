@@ -651,7 +651,9 @@ class _InvoiceVariant:
 Tables = dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
 
 
-_VARIANT_CACHE: dict[tuple[int, date], tuple[list[_InvoiceVariant], list[_InvoiceVariant]]] = {}
+_VARIANT_CACHE: dict[
+    tuple[int, date, int], tuple[list[_InvoiceVariant], list[_InvoiceVariant]]
+] = {}
 
 
 class _Generator:
@@ -681,7 +683,10 @@ class _Generator:
         self.utc_shift_cache: dict[tuple[str, int], int] = {}
         # Times of day at minute resolution, in the stored timestamp text form.
         self.clocks = [f" {m // 60:02d}:{m % 60:02d}:00.000000" for m in range(1440)]
-        key = (seed, today)
+        # A payment received today is stamped no later than now (its minute is drawn,
+        # then capped): seeding for the real today, the variants depend on the minute.
+        self.now_minute = now.hour * 60 + now.minute if now.date() == today else 1439
+        key = (seed, today, self.now_minute)
         if key not in _VARIANT_CACHE:
             variant_rng = random.Random(f"{seed}/invoices")
             _VARIANT_CACHE.clear()
@@ -724,6 +729,10 @@ class _Generator:
             paid = int(total * rng.random() * 0.8) if rng.random() < 0.2 else 0
         due = total - paid if status == "open" else 0
         paid_offset = min(0, due_offset + rng.randint(-10, 20))
+        updated = self._day(-rng.randint(1, 30)) + self.clocks[rng.randrange(1440)]
+        paid_minute = rng.randrange(1440)
+        if paid_offset == 0:
+            paid_minute = min(paid_minute, self.now_minute)
         return _InvoiceVariant(
             issue_day=self._day(due_offset - terms),
             due_day=self._day(due_offset),
@@ -733,9 +742,9 @@ class _Generator:
             amount_paid=_money(paid),
             due_cents=due,
             status=status,
-            updated=self._day(-rng.randint(1, 30)) + self.clocks[rng.randrange(1440)],
+            updated=updated,
             paid_day=self._day(paid_offset) if paid else None,
-            paid_stamp=self._day(paid_offset) + self.clocks[rng.randrange(1440)],
+            paid_stamp=self._day(paid_offset) + self.clocks[paid_minute],
         )
 
     def _day(self, offset: int) -> str:
