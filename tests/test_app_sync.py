@@ -108,7 +108,7 @@ async def test_sync_screen_shows_runs_outbox_and_quarantine(db: Database) -> Non
         screen = app.screen
         assert isinstance(screen, SyncScreen)
         status = str(screen.query_one("#sync-status", Static).render())
-        assert "Last run 2 partial 20m ago" in status
+        assert "Last run 2 partial 20 min ago" in status
         assert "2 pending, 1 failed" in status and "Quarantine: 2" in status
         runs = screen.query_one("#sync-runs", DataTable)
         assert runs.row_count == 2 and runs.get_row_at(1)[3] == "5,120"

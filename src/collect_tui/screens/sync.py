@@ -16,23 +16,13 @@ from collect_tui.screens.help import HelpScreen
 from collect_tui.services.agents import AgentInfo
 from collect_tui.services.database import Database
 from collect_tui.services.sync import SyncOverview, load_overview, retry_failed, run_sync
+from collect_tui.widgets.elapsed import ago
 
 PROGRESS_EVERY = 0.2  # seconds between progress updates sent to the screen
 
 
 def _when(value: datetime | None) -> str:
     return value.astimezone(clock.now().tzinfo).strftime("%m-%d %H:%M") if value else "-"
-
-
-def _ago(value: datetime, now: datetime) -> str:
-    seconds = max(0, int((now - value).total_seconds()))
-    if seconds < 90:
-        return f"{seconds}s ago"
-    if seconds < 90 * 60:
-        return f"{seconds // 60}m ago"
-    if seconds < 36 * 3600:
-        return f"{seconds // 3600}h ago"
-    return f"{seconds // 86400}d ago"
 
 
 def _clip(text: str | None, width: int) -> str:
@@ -125,7 +115,7 @@ class SyncScreen(Screen[None]):
         if last is None:
             first = "No sync has run yet."
         else:
-            first = f"Last run {last.id} {last.status} {_ago(last.started_at, now)}: {last.summary}"
+            first = f"Last run {last.id} {last.status} {ago(last.started_at, now)}: {last.summary}"
         counts = overview.outbox_counts
         second = (
             f"Outbox: {counts['pending']:,} pending, {counts['failed']:,} failed, "

@@ -17,6 +17,7 @@ from textual.validation import ValidationResult, Validator
 from collect_tui.domain.money import format_money
 from collect_tui.domain.promises import DEFAULT_HORIZON_DAYS, validate_promise
 from collect_tui.services.workspace import AccountView, Freshness
+from collect_tui.widgets.elapsed import ago
 
 DATE_HINT = "YYYY-MM-DD or +days"
 _RELATIVE = re.compile(r"^\+(\d{1,3})$")
@@ -159,18 +160,6 @@ def count_rule() -> FieldRule:
         return None
 
     return FieldRule(check)
-
-
-def ago(moment: datetime, now: datetime) -> str:
-    """``5 min ago``, ``3 h ago``, ``2 days ago`` (``later`` when ``now`` is behind it)."""
-    seconds = (now - moment).total_seconds()
-    if seconds < -60:
-        return "later"
-    if seconds < 3600:
-        return f"{max(0, int(seconds // 60))} min ago"
-    if seconds < 86400 * 2:
-        return f"{int(seconds // 3600)} h ago"
-    return f"{int(seconds // 86400)} days ago"
 
 
 def freshness_text(account: AccountView, now: datetime) -> tuple[str, bool]:

@@ -16,6 +16,7 @@ from collect_tui import clock
 from collect_tui.domain.aging import bucket_of_due_date, days_past_due
 from collect_tui.domain.money import format_money
 from collect_tui.services.queue import QueueRow, local_time
+from collect_tui.widgets.elapsed import ago
 
 # Widths fit 80 columns with the scrollbar; cells carry their own one-space gaps (the
 # table's cell padding is 0) so that the reason column gets the room that padding would take.
@@ -30,17 +31,6 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
 )
 
 
-def _ago(moment: datetime | None, now: datetime) -> str:
-    if moment is None:
-        return "never"
-    seconds = (now - moment).total_seconds()
-    if seconds < 3600:
-        return f"{max(0, int(seconds // 60))}m"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)}h"
-    return f"{int(seconds // 86400)}d"
-
-
 def format_row(row: QueueRow, now: datetime) -> tuple[str, ...]:
     """The cells of one queue row, seen at ``now``, in the debtor's own zone."""
     local_now = local_time(row.time_zone, now)
@@ -51,13 +41,14 @@ def format_row(row: QueueRow, now: datetime) -> tuple[str, ...]:
     else:
         dpd, bucket = "-", "-"
     amount = format_money(row.balance)
+    contact = row.last_contact_at
     return (
         (">" if row.pinned else " ") + row.name,
         " " + local_now.strftime("%H:%M"),
         f"{row.currency} {amount}" if len(amount) <= 9 else f"{row.currency}{amount}",
         f"{dpd:>5}",
         " " + bucket,
-        " " + _ago(row.last_contact_at, now),
+        " " + ("never" if contact is None else ago(contact, now, compact=True)),
         " " + row.top_reason,
     )
 
