@@ -19,18 +19,22 @@ and the account returns to ``n`` for everyone else.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
-    CompoundSelect,
+    Connection,
     Executable,
     Row,
     Select,
+    String,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -46,7 +50,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.orm import Session
 
 from collect_tui.domain.priority import EXCLUDED_SCORE
 from collect_tui.services import audit
@@ -106,80 +109,120 @@ def _locked(query: Select[Any]) -> Select[Any]:
 _debtors = Debtor.__table__.c
 
 
-def _candidate_statements() -> tuple[Select[Any], ...]:
+# Joins the fields of a jurisdiction into the one text PostgreSQL matches (a character
+# no country, region or zone name holds).
+_SEPARATOR = "\x1f"
+
+
+def _in_window(dialect: str) -> ColumnElement[bool]:
+    """SQL condition: the debtor's jurisdiction is one of ``windows`` (the open ones).
+
+    On PostgreSQL ``windows`` is one array of joined texts, so that the statement's text
+    stays the same whatever the number of open jurisdictions: the driver then converts
+    it once and the server prepares it once, instead of at every claim."""
+    c = _debtors
+    region = func.coalesce(c.region, "")
+    if dialect == "postgresql":
+        joined = c.country + _SEPARATOR + region + _SEPARATOR + c.time_zone
+        return joined == any_(bindparam("windows", type_=ARRAY(String)))
+    return tuple_(c.country, region, c.time_zone).in_(bindparam("windows", expanding=True))
+
+
+def _window_param(dialect: str, windows: Sequence[tuple[str, str | None, str]]) -> list[Any]:
+    """The ``windows`` parameter of :func:`_in_window` for the open jurisdictions."""
+    if dialect == "postgresql":
+        return [
+            _SEPARATOR.join((country, region or "", zone))
+            for country, region, zone in windows
+            if country is not None and zone is not None  # NULL never matched
+        ]
+    return [(country, region or "", zone) for country, region, zone in windows]
+
+
+def _candidate_statements(dialect: str) -> tuple[Select[Any], ...]:
     """The due-callback, own-queue and pool candidate queries, built once with bound
     parameters (``agent_id``, ``now``, ``session_id``, ``windows``: the open jurisdictions)
-    so that a claim pays neither for building them nor for their cache keys.
+    so that a claim pays neither for building them nor for their cache keys. Each selects
+    and locks the id and version of its candidate only; :func:`_one_read` adds the rest.
 
     The same conditions and order as before: :func:`collect_tui.services.queue.
     contactable_clause` and :func:`_claimed_elsewhere`."""
     now = bindparam("now", type_=Claim.expires_at.type)
     agent_id = bindparam("agent_id", type_=Debtor.assigned_agent_id.type)
     free = ~_claimed_elsewhere(bindparam("session_id", type_=Claim.session_id.type), now)
-    windows = bindparam("windows", expanding=True)
 
     # queue.contactable_clause, with the window test wrapped in a CASE: PostgreSQL then
     # estimates it as 'half the rows' instead of multiplying each jurisdiction's odds down
     # to one row, a misestimate that made it sort the whole queue instead of walking its
     # index (7-15 ms a claim on 20k debtors, against well under 1 ms).
     c = _debtors
-    in_window = tuple_(c.country, func.coalesce(c.region, ""), c.time_zone).in_(windows)
     contactable = and_(
         ~excluded_clause(),
         or_(c.contact_blocked_until.is_(None), c.contact_blocked_until <= now),
-        case((in_window, true()), else_=false()),
+        case((_in_window(dialect), true()), else_=false()),
     )
     callback = _locked(
-        select(*QUEUE_COLUMNS, Debtor.version)
+        select(c.id, c.version)
         .where(
-            Debtor.assigned_agent_id == agent_id,
-            Debtor.next_action == "callback",
-            Debtor.next_action_at <= now,
+            c.assigned_agent_id == agent_id,
+            c.next_action == "callback",
+            c.next_action_at <= now,
             contactable,
             free,
         )
-        .order_by(Debtor.next_action_at, Debtor.id)
+        .order_by(c.next_action_at, c.id)
     )
     scored = [
         _locked(
-            select(*QUEUE_COLUMNS, Debtor.version)
-            .where(owner, Debtor.priority_score > EXCLUDED_SCORE, contactable, free)
+            select(c.id, c.version)
+            .where(owner, c.priority_score > EXCLUDED_SCORE, contactable, free)
             # The owner column first (one value throughout, so the same order): PostgreSQL
             # then reads the order off the queue index, backwards, and stops at the first
             # free account, even for the pool, whose ``IS NULL`` does not otherwise let it.
-            .order_by(Debtor.assigned_agent_id.desc(), Debtor.priority_score.desc(), Debtor.id)
+            .order_by(c.assigned_agent_id.desc(), c.priority_score.desc(), c.id)
         )
-        for owner in (Debtor.assigned_agent_id == agent_id, Debtor.assigned_agent_id.is_(None))
+        for owner in (c.assigned_agent_id == agent_id, c.assigned_agent_id.is_(None))
     ]
     return callback, scored[0], scored[1]
 
 
-_CALLBACK, _OWN, _POOL = _candidate_statements()
 _CALLBACK_BRANCH, _OWN_BRANCH, _POOL_BRANCH = 0, 1, 2
 
 
-def _one_read(*branches: tuple[int, Select[Any]]) -> CompoundSelect[Any]:
+def _one_read(*branches: tuple[int, Select[Any]]) -> Select[Any]:
     """The candidate queries as one statement (one round trip, one rendering of the
-    jurisdiction list): each locked query's row, if any, tagged with its branch number in
-    a last column. Each query locks its own candidate, as it did when run alone."""
-    return union_all(
-        *(
-            select(sub, literal(number).label("branch"))
-            for number, statement in branches
-            for sub in [statement.subquery(f"branch_{number}")]
-        )
+    jurisdiction list): each locked query's candidate, if any, as ``QUEUE_COLUMNS`` and
+    the version, tagged with its branch number in a last column. Each query locks its
+    own candidate, as it did when run alone. The version is the locked row's (the newest,
+    should a write have committed since the statement began), as the first save expects;
+    the other columns are for showing the row."""
+    found = union_all(
+        *(select(sub.c.id, sub.c.version, literal(number).label("branch"))
+          for number, statement in branches
+          for sub in [statement.subquery(f"b{number}")])
+    ).subquery("found")  # fmt: skip
+    return select(*QUEUE_COLUMNS, found.c.version, found.c.branch).join_from(
+        Debtor, found, Debtor.id == found.c.id
     )
 
 
-# With and without the pool (``pool=False``).
-_CANDIDATES = {
-    True: _one_read((_CALLBACK_BRANCH, _CALLBACK), (_OWN_BRANCH, _OWN), (_POOL_BRANCH, _POOL)),
-    False: _one_read((_CALLBACK_BRANCH, _CALLBACK), (_OWN_BRANCH, _OWN)),
-}
+# For the rest of the claim's transaction (its other statements are planned generically
+# by then anyway).
+_GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+
+
+@cache
+def _candidates_for(dialect: str, pool: bool) -> Select[Any]:
+    """The candidate read on ``dialect``, with or without the pool, built at first use."""
+    callback, own, from_pool = _candidate_statements(dialect)
+    branches = [(_CALLBACK_BRANCH, callback), (_OWN_BRANCH, own)]
+    if pool:
+        branches.append((_POOL_BRANCH, from_pool))
+    return _one_read(*branches)
 
 
 def _candidate(
-    session: Session, db: Database, agent: AgentInfo, session_id: str, now: datetime, pool: bool
+    conn: Connection, db: Database, agent: AgentInfo, session_id: str, now: datetime, pool: bool
 ) -> tuple[Row[Any], bool] | None:
     """The best free candidate, locked, as a row of ``QUEUE_COLUMNS`` plus the version, and
     whether it is from the pool: a due callback first, else the better of the own queue
@@ -187,14 +230,19 @@ def _candidate(
     windows = open_jurisdictions(db, now)
     if not windows:  # no contact window is open anywhere: nothing is contactable
         return None
-    conn = session.connection()
     params = {
         "agent_id": agent.id,
         "now": now,
         "session_id": session_id,
-        "windows": [(country, region or "", zone) for country, region, zone in windows],
+        "windows": _window_param(db.dialect, windows),
     }
-    found_by_branch = {row[-1]: row for row in conn.execute(_CANDIDATES[pool], params)}
+    statement = _candidates_for(db.dialect, pool)
+    if db.dialect == "postgresql":
+        # Its text is the same at every claim, so the driver prepares it; planned afresh
+        # each time, PostgreSQL spent longer planning the three queries than running
+        # them. The generic plan walks the same indexes whatever the parameters.
+        conn.exec_driver_sql(_GENERIC_PLANS)
+    found_by_branch = {row[-1]: row for row in conn.execute(statement, params)}
     callback = found_by_branch.get(_CALLBACK_BRANCH)
     if callback is not None:
         return callback, False
@@ -236,7 +284,7 @@ def _upsert_for(dialect: str) -> Executable:
 
 
 def _upsert_claim(
-    session: Session, db: Database, agent: AgentInfo, session_id: str, debtor_id: int,
+    conn: Connection, db: Database, agent: AgentInfo, session_id: str, debtor_id: int,
     now: datetime, ttl: timedelta,
 ) -> bool:  # fmt: skip
     """Take or renew the claim unless another session holds it live; True if ours now."""
@@ -247,7 +295,7 @@ def _upsert_claim(
         "claimed_at": now,
         "expires_at": now + ttl,
     }
-    return session.connection().execute(_upsert_for(db.dialect), params).first() is not None
+    return conn.execute(_upsert_for(db.dialect), params).first() is not None
 
 
 _TAKE = (
@@ -265,9 +313,8 @@ _TAKE = (
 _ASSIGNMENT = insert(Assignment.__table__)
 
 
-def _take_from_pool(session: Session, agent: AgentInfo, debtor_id: int, now: datetime) -> bool:
+def _take_from_pool(conn: Connection, agent: AgentInfo, debtor_id: int, now: datetime) -> bool:
     """Assign a pool account to the agent, with its history and audit rows."""
-    conn = session.connection()
     moved = conn.execute(_TAKE, {"debtor_id": debtor_id, "agent_id": agent.id, "now": now})
     if moved.rowcount != 1:
         return False
@@ -287,6 +334,11 @@ def _take_from_pool(session: Session, agent: AgentInfo, debtor_id: int, now: dat
 
 _RELEASE_SESSION = delete(Claim.__table__).where(
     Claim.__table__.c.session_id == bindparam("session_id", type_=Claim.session_id.type)
+)
+
+
+_EXPIRED = delete(Claim.__table__).where(
+    Claim.__table__.c.expires_at <= bindparam("now", type_=Claim.expires_at.type)
 )
 
 
@@ -313,20 +365,20 @@ def claim_next(
     now = _now(now)
     for _ in range(_ATTEMPTS):
         try:
-            with db.session() as session:
+            with db.transaction() as conn:
                 # Writing first also takes SQLite's write lock before anything is read, so
                 # two sessions cannot both pick the same account from one snapshot.
-                session.connection().execute(_RELEASE_SESSION, {"session_id": session_id})
+                conn.execute(_RELEASE_SESSION, {"session_id": session_id})
                 if db.dialect == "sqlite":
-                    session.execute(delete(Claim).where(Claim.expires_at <= now))
-                candidate = _candidate(session, db, agent, session_id, now, pool)
+                    conn.execute(_EXPIRED, {"now": now})
+                candidate = _candidate(conn, db, agent, session_id, now, pool)
                 if candidate is None:
                     return None
                 row, from_pool = candidate
                 debtor_id = row.id
-                if from_pool and not _take_from_pool(session, agent, debtor_id, now):
+                if from_pool and not _take_from_pool(conn, agent, debtor_id, now):
                     raise _LostRace
-                if not _upsert_claim(session, db, agent, session_id, debtor_id, now, ttl):
+                if not _upsert_claim(conn, db, agent, session_id, debtor_id, now, ttl):
                     raise _LostRace
         except _LostRace:
             continue
@@ -358,7 +410,7 @@ def renew_claim(
         owner = session.scalar(select(Debtor.assigned_agent_id).where(Debtor.id == debtor_id))
         if owner != agent.id and not agent.is_supervisor:
             return False
-        return _upsert_claim(session, db, agent, session_id, debtor_id, now, ttl)
+        return _upsert_claim(session.connection(), db, agent, session_id, debtor_id, now, ttl)
 
 
 def renew_claims(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +47,17 @@ class Database:
                     yield session
             except DBAPIError as exc:
                 raise StorageError(describe_db_error(exc, self.engine.url)) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core connection in a transaction, for a few statements that need no ORM
+        objects: committed on success, rolled back on any error, errors as :meth:`session`
+        gives them."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise StorageError(describe_db_error(exc, self.engine.url)) from None
 
     def close(self) -> None:
         """Release every pooled connection."""
