@@ -26,6 +26,7 @@ from sqlalchemy import (
     Date,
     Integer,
     Row,
+    Select,
     String,
     bindparam,
     literal,
@@ -95,11 +96,10 @@ def _recent_calls() -> list[ColumnElement[bool]]:
     ]
 
 
-def _subject_statement(with_calls: bool) -> CompoundSelect[Any]:
-    """One read of an account's holds (``h``), disputes (``d``) and do-not-contact
-    addresses (``p``, ``e``), as rows of (kind, text, day, invoice id, id, started at,
-    conversation, direction, channel); ``with_calls`` adds the calls and texts since
-    ``since`` (``c``, the columns of :func:`call_history`, the disposition as the text)."""
+def subject_branches(with_calls: bool, *padding: ColumnElement[Any]) -> list[Select[Any]]:
+    """The branches of :func:`_subject_statement`, each followed by the ``padding``
+    columns (typed NULLs), so that a caller can add branches of its own to the same read
+    (:func:`subject_and_calls_from` then leaves their rows out)."""
     holds, disputes = HoldRow.__table__.c, Dispute.__table__.c
     phones, emails = Phone.__table__.c, Email.__table__.c
     contacts = Contact.__table__.c
@@ -112,27 +112,37 @@ def _subject_statement(with_calls: bool) -> CompoundSelect[Any]:
     )  # fmt: skip
     branches = [
         select(
-            literal("h"), holds.reason, holds.until, holds.invoice_id, holds.id, *no_call
+            literal("h"), holds.reason, holds.until, holds.invoice_id, holds.id, *no_call,
+            *padding,
         ).where(holds.debtor_id == debtor_id),
         select(
             literal("d"), disputes.status, disputes.received_on,
-            disputes.invoice_id, disputes.id, *no_call,
+            disputes.invoice_id, disputes.id, *no_call, *padding,
         ).where(disputes.debtor_id == debtor_id),
-        select(literal("p"), phones.number, no_day, no_invoice, phones.id, *no_call).where(
-            phones.debtor_id == debtor_id, phones.do_not_call.is_(True)
-        ),
-        select(literal("e"), emails.address, no_day, no_invoice, emails.id, *no_call).where(
-            emails.debtor_id == debtor_id, emails.do_not_email.is_(True)
-        ),
+        select(
+            literal("p"), phones.number, no_day, no_invoice, phones.id, *no_call, *padding
+        ).where(phones.debtor_id == debtor_id, phones.do_not_call.is_(True)),
+        select(
+            literal("e"), emails.address, no_day, no_invoice, emails.id, *no_call, *padding
+        ).where(emails.debtor_id == debtor_id, emails.do_not_email.is_(True)),
     ]  # fmt: skip
     if with_calls:
         branches.append(
             select(
                 literal("c"), contacts.disposition, no_day, no_invoice, contacts.id,
                 contacts.started_at, contacts.conversation, contacts.direction, contacts.channel,
+                *padding,
             ).where(*_recent_calls())
         )  # fmt: skip
-    return union_all(*branches)
+    return branches
+
+
+def _subject_statement(with_calls: bool) -> CompoundSelect[Any]:
+    """One read of an account's holds (``h``), disputes (``d``) and do-not-contact
+    addresses (``p``, ``e``), as rows of (kind, text, day, invoice id, id, started at,
+    conversation, direction, channel); ``with_calls`` adds the calls and texts since
+    ``since`` (``c``, the columns of :func:`call_history`, the disposition as the text)."""
+    return union_all(*subject_branches(with_calls))
 
 
 _SUBJECT = _subject_statement(with_calls=False)
@@ -167,9 +177,18 @@ def subject_and_calls(
     rows = (
         _read(session).execute(_SUBJECT_AND_CALLS, {"debtor_id": debtor.id, "since": since}).all()
     )
+    return subject_and_calls_from(debtor, rows)
+
+
+def subject_and_calls_from(
+    debtor: Debtor, rows: Sequence[Row[Any]]
+) -> tuple[ContactSubject, list[tuple[datetime, CallEvent]]]:
+    """What :func:`subject_and_calls` returns, from the rows of a read made of
+    :func:`subject_branches` (with calls, ``since`` as there) and of other branches whose
+    kinds are not ``h``, ``d``, ``p``, ``e`` or ``c``."""
     calls = [
         (started, call_event(started, conversation, direction, disposition, channel))
-        for kind, disposition, _, _, _, started, conversation, direction, channel in rows
+        for kind, disposition, _, _, _, started, conversation, direction, channel, *_ in rows
         if kind == "c"
     ]
     return _subject(debtor, rows, None), calls

@@ -21,12 +21,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from functools import cache
-from typing import Any, Literal, TypeVar, get_args
+from functools import cache, lru_cache
+from typing import Any, Literal, NamedTuple, TypeVar, get_args
 from uuid import uuid4
 
 from sqlalchemy import (
+    Boolean,
+    CompoundSelect,
     Date,
+    Integer,
     Row,
     String,
     and_,
@@ -59,6 +62,7 @@ from collect_tui.domain.plans import (
     describe_plan,
     generate_installments,
 )
+from collect_tui.domain.priority import DEFAULT_WEIGHTS, PriorityWeights
 from collect_tui.domain.promises import (
     DEFAULT_GRACE_DAYS,
     FieldError,
@@ -85,11 +89,12 @@ from collect_tui.storage.models import (
     PaymentPlan,
     Phone,
     Promise,
+    Setting,
     Settlement,
     Task,
     utcnow,
 )
-from collect_tui.storage.scoring import rescore
+from collect_tui.storage.scoring import WEIGHTS_SETTING, rescore
 from collect_tui.storage.sync_store import account_synced_at, last_complete_pull
 
 T = TypeVar("T")
@@ -453,7 +458,7 @@ def _open_invoices(session: Session, debtor_id: int) -> list[Invoice]:
     )
 
 
-def _balance(invoices: Iterable[Invoice | Row[Any]]) -> Decimal:
+def _balance(invoices: Iterable[Invoice | Row[Any] | _InvoiceRef]) -> Decimal:
     return to_money(sum((invoice.amount_due for invoice in invoices), Decimal("0")))
 
 
@@ -464,7 +469,7 @@ def _outbox(
     session: Session,
     kind: str,
     debtor_id: int,
-    invoice: Invoice | Row[Any] | None,
+    invoice: Invoice | Row[Any] | _InvoiceRef | None,
     payload: dict[str, Any],
 ) -> None:
     """Queue an outcome for the accounting system (skipped without an external invoice)."""
@@ -483,7 +488,7 @@ def _outbox(
 
 
 def _history_note(
-    session: Session, debtor_id: int, invoice: Invoice | Row[Any] | None, text: str
+    session: Session, debtor_id: int, invoice: Invoice | Row[Any] | _InvoiceRef | None, text: str
 ) -> None:
     _outbox(session, "history_note", debtor_id, invoice, {"details": _clip(text)})
 
@@ -1264,7 +1269,7 @@ def _add_promise(
     contact_id: int | None,
     now: datetime,
     history_note: bool,
-    invoices: list[Row[Any]] | None = None,
+    invoices: Sequence[Row[Any] | _InvoiceRef] | None = None,
 ) -> Promise:
     if invoices is None:
         invoices = _open_invoice_refs(session, debtor.id)
@@ -1398,40 +1403,6 @@ _DUE_CALLBACKS = select(_tasks.id).where(
 )
 
 
-_INVOICES_AND_DUE_CALLBACKS = union_all(
-    select(
-        literal("i").label("kind"),
-        _OPEN_INVOICE_REFS.selected_columns.id,
-        _OPEN_INVOICE_REFS.selected_columns.external_id,
-        _OPEN_INVOICE_REFS.selected_columns.amount_due,
-        Invoice.__table__.c.due_date,
-    ).where(*_OPEN_INVOICE_REFS.whereclause.clauses),
-    select(
-        literal("t"), _tasks.id, cast(null(), String), cast(null(), MONEY), cast(null(), Date)
-    ).where(*_DUE_CALLBACKS.whereclause.clauses),
-).order_by("kind", "due_date", "id")
-
-
-def _invoices_and_due_callbacks(
-    session: Session, debtor_id: int, now: datetime
-) -> tuple[list[Row[Any]], list[int]]:
-    """:func:`_open_invoice_refs` and the ids of the callbacks a contact at ``now``
-    completes (:func:`_complete_due_callbacks`), in one read."""
-    session.flush()
-    rows = session.connection().execute(
-        _INVOICES_AND_DUE_CALLBACKS,
-        {"debtor_id": debtor_id, "until": now + CALLBACK_EARLY},
-    )
-    invoices: list[Row[Any]] = []
-    due: list[int] = []
-    for row in rows:
-        if row.kind == "i":
-            invoices.append(row)
-        else:
-            due.append(row.id)
-    return invoices, due
-
-
 def _complete_due_callbacks(
     session: Session,
     agent: AgentInfo,
@@ -1440,7 +1411,7 @@ def _complete_due_callbacks(
     due_ids: list[int] | None = None,
 ) -> None:
     """A contact made when a callback is due (or nearly) fulfils that callback
-    (``due_ids``: the ones :func:`_invoices_and_due_callbacks` read, if it did)."""
+    (``due_ids``: the ones the caller read, if it did)."""
     if due_ids is None:
         session.flush()
         due = session.connection().execute(
@@ -1521,83 +1492,162 @@ def log_contact(
         errors.append(FieldError("started_at", "the contact cannot start in the future"))
     if errors:
         raise ValidationFailed(errors)
-
-    def change(session: Session, debtor: Debtor) -> int:
-        from collect_tui.services.compliance import (
-            call_event,
-            check_outbound,
-            contact_block,
-            history_at,
-            subject_and_calls,
-        )
-
-        # Holds, disputes and do-not-contact marks: read once for the check and the block;
-        # the calls too, from the earlier of the two instants they are judged at.
-        subject, calls = subject_and_calls(session, debtor, min(started, now))
-        if direction == "outbound":  # inbound contacts are always loggable
-            check_outbound(
-                session, debtor, channel, address, started, subject=subject,
-                history=history_at(calls, started),
+    values = {
+        "channel": channel,
+        "direction": direction,
+        "address": address[:254] if address else None,
+        "started_at": started,
+        "disposition": code.code,
+        "conversation": is_conversation(code, channel),
+        "notes": notes.strip() or None,
+        "agent_id": agent.id,
+    }
+    try:
+        with db.session() as session:
+            return _save_contact(
+                session, agent, debtor_id, expected_version, code, values, now,
+                next_action=next_action, promise=promise,
             )  # fmt: skip
-        values = {
-            "channel": channel,
-            "direction": direction,
-            "address": address[:254] if address else None,
-            "started_at": started,
-            "disposition": code.code,
-            "conversation": is_conversation(code, channel),
-            "notes": notes.strip() or None,
-            "agent_id": agent.id,
-        }
-        contact_id: int = (
-            session.connection()
-            .execute(_CONTACT_INSERT, {"debtor_id": debtor.id, "created_at": now, **values})
-            .scalar_one()
-        )
-        if channel in ("call", "sms"):  # the contact just logged counts for the block
-            calls.append(
-                (started, call_event(started, values["conversation"], direction, code.code,
-                                      channel))
-            )  # fmt: skip
-        until, reason = contact_block(session, debtor, now, subject, history_at(calls, now))
-        block: dict[str, Any] = {}
-        if debtor.contact_blocked_until != until:
-            block["contact_blocked_until"] = until
-        if debtor.contact_block_reason != (reason or None):
-            block["contact_block_reason"] = reason or None
-        audit.write(
-            session.connection(),
-            agent,
-            "contact.logged",
-            "contact",
-            contact_id,
-            None,
-            {name: audit.to_jsonable(values[name]) for name in _CONTACT_FIELDS},
-            debtor.id,
-            at=now,
-        )
-        if block:  # the cache columns, as a flush of the changed attributes wrote them
-            _bump_version(session, debtor, **block)
-        text = f"{code.label} ({channel} {direction}, {agent.display_name})"
-        invoices, due_callbacks = _invoices_and_due_callbacks(session, debtor.id, now)
-        if promise is not None:
-            row = _add_promise(
-                session, agent, debtor, promise, contact_id=contact_id, now=now,
-                history_note=False, invoices=invoices,
-            )  # fmt: skip
-            text += f"; promised {_money(row.amount, row.currency)} by {row.due_date.isoformat()}"
-            session.flush()  # its audit row goes in now, as it did before the open invoices
-        if values["notes"]:
-            text += f": {values['notes']}"
-        _history_note(session, debtor.id, invoices[0] if invoices else None, text)
-        _complete_due_callbacks(session, agent, debtor, now, due_callbacks)
-        if next_action is not None:
-            _add_callback(session, agent, debtor, next_action, now)
-        if code.sets_flag:
-            _set_flag(session, agent, debtor, code.sets_flag, True, now)
-        return contact_id
+    except (_VersionMismatch, StaleDataError):
+        raise _stale_edit(db, debtor_id) from None
 
-    return _write(db, agent, debtor_id, expected_version, now, change)
+
+@cache
+def _save_reads() -> CompoundSelect[Any]:
+    """What :func:`_save_contact` reads about the account besides the account itself, in
+    one round trip, built once (at first use): the compliance subject and calls
+    (:func:`~collect_tui.services.compliance.subject_branches`, kinds ``h d p e c``), the
+    open invoices (``i``: external id as the text, due date as the day, amount due last),
+    the callbacks a contact now completes (``t``, see :data:`_DUE_CALLBACKS`) and the
+    stored priority weights (``w``)."""
+    from collect_tui.services.compliance import subject_branches
+
+    invoices, settings = Invoice.__table__.c, Setting.__table__.c
+    no_money, no_int, no_day = cast(null(), MONEY), cast(null(), Integer), cast(null(), Date)
+    no_call = (
+        cast(null(), Contact.__table__.c.started_at.type), cast(null(), Boolean),
+        cast(null(), String), cast(null(), String),
+    )  # fmt: skip
+    return union_all(
+        *subject_branches(True, no_money),
+        select(
+            literal("i"), invoices.external_id, invoices.due_date, no_int, invoices.id,
+            *no_call, invoices.amount_due,
+        ).where(*_OPEN_INVOICE_REFS.whereclause.clauses),
+        select(
+            literal("t"), cast(null(), String), no_day, no_int, _tasks.id, *no_call, no_money
+        ).where(*_DUE_CALLBACKS.whereclause.clauses),
+        select(
+            literal("w"), settings.value, no_day, no_int, no_int, *no_call, no_money
+        ).where(settings.key == WEIGHTS_SETTING),
+    )  # fmt: skip
+
+
+class _InvoiceRef(NamedTuple):
+    """An open invoice as :func:`_open_invoice_refs` reads it."""
+
+    id: int
+    external_id: str | None
+    amount_due: Decimal
+
+
+@lru_cache(maxsize=8)
+def _weights(text: str | None) -> PriorityWeights:
+    """The priority weights stored as ``text`` (the defaults when none are)."""
+    return DEFAULT_WEIGHTS if text is None else PriorityWeights.model_validate_json(text)
+
+
+def _save_contact(
+    session: Session,
+    agent: AgentInfo,
+    debtor_id: int,
+    expected_version: int,
+    code: Any,
+    values: dict[str, Any],
+    now: datetime,
+    *,
+    next_action: Callback | None,
+    promise: PromiseInput | None,
+) -> int:
+    """:func:`log_contact`'s transaction: what :func:`_write` does around a change (access,
+    version, rescore), with what the save reads besides the account in one round trip
+    (:func:`_save_reads`): the checks run before the first write, and the call block
+    joins the version's UPDATE."""
+    from collect_tui.services.compliance import (
+        HISTORY_DAYS,
+        call_event,
+        check_outbound,
+        contact_block,
+        history_at,
+        subject_and_calls_from,
+    )
+
+    debtor = check_access(session, agent, debtor_id)
+    if debtor.version != expected_version:
+        raise _VersionMismatch
+    conn = session.connection()
+    started: datetime = values["started_at"]
+    channel, direction = values["channel"], values["direction"]
+    # Holds, disputes and do-not-contact marks: read once for the check and the block;
+    # the calls too, from the earlier of the two instants they are judged at.
+    since = min(started, now) - timedelta(days=HISTORY_DAYS)
+    rows = conn.execute(
+        _save_reads(), {"debtor_id": debtor_id, "since": since, "until": now + CALLBACK_EARLY}
+    ).all()
+    subject, calls = subject_and_calls_from(debtor, rows)
+    if direction == "outbound":  # inbound contacts are always loggable
+        check_outbound(
+            session, debtor, channel, values["address"], started, subject=subject,
+            history=history_at(calls, started),
+        )  # fmt: skip
+    if channel in ("call", "sms"):  # the contact about to be logged counts for the block
+        calls.append(
+            (started, call_event(started, values["conversation"], direction, code.code,
+                                  channel))
+        )  # fmt: skip
+    until, reason = contact_block(session, debtor, now, subject, history_at(calls, now))
+    block: dict[str, Any] = {}
+    if debtor.contact_blocked_until != until:
+        block["contact_blocked_until"] = until
+    if debtor.contact_block_reason != (reason or None):
+        block["contact_block_reason"] = reason or None
+    # The version check and bump (a concurrent save that won leaves no row at the
+    # expected version), with the call block's cache columns.
+    _bump_version(session, debtor, updated_at=now, **block)
+    contact_id: int = conn.execute(
+        _CONTACT_INSERT, {"debtor_id": debtor_id, "created_at": now, **values}
+    ).scalar_one()
+    audit.write(
+        conn, agent, "contact.logged", "contact", contact_id, None,
+        {name: audit.to_jsonable(values[name]) for name in _CONTACT_FIELDS}, debtor_id, at=now,
+    )  # fmt: skip
+    invoice_rows = sorted(
+        (row for row in rows if row[0] == "i"), key=lambda row: (row[2] is None, row[2], row[4])
+    )
+    invoices = [_InvoiceRef(row[4], row[1], row[-1]) for row in invoice_rows]
+    due_callbacks = [row[4] for row in rows if row[0] == "t"]
+    weights = _weights(next((row[1] for row in rows if row[0] == "w"), None))
+    text = f"{code.label} ({channel} {direction}, {agent.display_name})"
+    if promise is not None:
+        row = _add_promise(
+            session, agent, debtor, promise, contact_id=contact_id, now=now,
+            history_note=False, invoices=invoices,
+        )  # fmt: skip
+        text += f"; promised {_money(row.amount, row.currency)} by {row.due_date.isoformat()}"
+        session.flush()  # its audit row goes in now, as it did before the open invoices
+    if values["notes"]:
+        text += f": {values['notes']}"
+    _history_note(session, debtor_id, invoices[0] if invoices else None, text)
+    _complete_due_callbacks(session, agent, debtor, now, due_callbacks)
+    if next_action is not None:
+        _add_callback(session, agent, debtor, next_action, now)
+    if code.sets_flag:
+        _set_flag(session, agent, debtor, code.sets_flag, True, now)
+    session.flush()
+    rescore(
+        conn, today=now.astimezone(UTC).date(), now=now, weights=weights, debtor_ids=[debtor_id]
+    )
+    return contact_id
 
 
 def make_promise(
