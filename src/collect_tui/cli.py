@@ -403,6 +403,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
         read_weights_file,
         rescore_portfolio,
         set_weights,
+        tidy_after_pass,
     )
 
     try:
@@ -416,12 +417,18 @@ def cmd_rescore(args: argparse.Namespace) -> int:
             for key, value in current_weights(db).model_dump(mode="json").items():
                 print(f"{key} = {value}")
             return 0
-        count = (
-            rescore_portfolio(db, facts=args.facts) if weights is None else set_weights(db, weights)
-        )
+        if weights is None:
+            count = rescore_portfolio(db, facts=args.facts, tidy=False)
+        else:
+            count = set_weights(db, weights, tidy=False)
+        scored = time.perf_counter()
+        tidy_after_pass(db)
     finally:
         db.close()
-    print(f"rescored {count:,} accounts in {time.perf_counter() - started:.2f}s")
+    print(
+        f"rescored {count:,} accounts in {scored - started:.2f}s "
+        f"(then {time.perf_counter() - scored:.2f}s refreshing the planner's statistics)"
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from collect_tui.domain.priority import DEFAULT_WEIGHTS, PriorityWeights
 from collect_tui.services.daily import mark_rescored, record_rescore_day, rescore_needed
 from collect_tui.services.database import Database
+from collect_tui.storage.engine import vacuum_analyze
 from collect_tui.storage.scoring import rescore, store_weights, stored_weights
 
 
@@ -18,15 +19,18 @@ class WeightsFileError(ValueError):
     """A priority weights file that cannot be used, with the file and key in the message."""
 
 
-def rescore_portfolio(db: Database, *, now: datetime | None = None, facts: bool = False) -> int:
+def rescore_portfolio(
+    db: Database, *, now: datetime | None = None, facts: bool = False, tidy: bool = True
+) -> int:
     """Score every account in one set-based pass (the daily pass).
 
     By default the facts that every write keeps current are trusted and only those that
     change with the day (promises falling due or out of the lookback) are refreshed;
     ``facts=True`` also aggregates every fact afresh from invoices, contacts, promises
     and tasks (slower; for a database written by something other than this app).
+    ``tidy=False`` leaves :func:`tidy_after_pass` to the caller.
     """
-    return _full_pass(db, now, None, facts=facts)
+    return _full_pass(db, now, None, facts=facts, tidy=tidy)
 
 
 def _full_pass(
@@ -35,8 +39,10 @@ def _full_pass(
     new_weights: PriorityWeights | None,
     *,
     facts: bool = False,
+    tidy: bool = True,
 ) -> int:
-    """The set-based pass over every account, storing ``new_weights`` first if given."""
+    """The set-based pass over every account, storing ``new_weights`` first if given, then
+    (``tidy``) :func:`tidy_after_pass`."""
     now = now or datetime.now(UTC)
     today = now.astimezone(UTC).date()
     with db.session() as session:
@@ -45,13 +51,25 @@ def _full_pass(
             store_weights(conn, new_weights)
         count = rescore(conn, today=today, now=now, weights=new_weights, facts=facts)
         record_rescore_day(conn, today)
+    if tidy:
+        tidy_after_pass(db)
+    return count
+
+
+def tidy_after_pass(db: Database) -> None:
+    """What the queue's reads need after a pass that rewrote every account.
+
+    SQLite: refresh the planner's statistics where they went stale (they can make it pick
+    a slow index). PostgreSQL: ``VACUUM (ANALYZE) debtors``, which marks the rewritten
+    pages all-visible again for the index-only scans of the queue's counts and filters
+    (see :func:`collect_tui.storage.engine.vacuum_analyze`).
+    """
     if db.engine.dialect.name == "sqlite":
-        # Once a day, refresh the planner's statistics where they went stale (PostgreSQL's
-        # autovacuum does this by itself): stale ones can make SQLite pick a slow index.
         with db.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA optimize")
             conn.commit()
-    return count
+    else:
+        vacuum_analyze(db.engine, ["debtors"])
 
 
 def current_weights(db: Database) -> PriorityWeights:
@@ -84,9 +102,11 @@ def read_weights_file(path: Path) -> PriorityWeights:
         raise WeightsFileError(f"{path}: [priority] {key}: {problem['msg']}") from exc
 
 
-def set_weights(db: Database, weights: PriorityWeights, *, now: datetime | None = None) -> int:
+def set_weights(
+    db: Database, weights: PriorityWeights, *, now: datetime | None = None, tidy: bool = True
+) -> int:
     """Store new weights and rescore the whole portfolio with them, in one transaction."""
-    return _full_pass(db, now, weights)
+    return _full_pass(db, now, weights, tidy=tidy)
 
 
 __all__ = [
@@ -97,4 +117,5 @@ __all__ = [
     "rescore_needed",
     "rescore_portfolio",
     "set_weights",
+    "tidy_after_pass",
 ]

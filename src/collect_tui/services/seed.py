@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine
 from collect_tui.services.compliance import block_recently_called
 from collect_tui.services.scoring import record_rescore_day
 from collect_tui.storage.bulk import bulk_insert, next_ids, reset_sequences, sql_timestamp
+from collect_tui.storage.engine import vacuum_analyze
 from collect_tui.storage.scoring import rescore
 
 CHUNK = 5_000
@@ -464,11 +465,13 @@ def seed_portfolio(
                         conn.exec_driver_sql(f"DETACH DATABASE {alias[1]}")
                 conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
                 conn.commit()
-    with engine.connect() as conn:
-        if sqlite:
+    if sqlite:
+        with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.exec_driver_sql("ANALYZE")
-        conn.commit()
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+    else:
+        vacuum_analyze(engine)
     return stats
 
 
