@@ -24,6 +24,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     tuple_,
 )
 
@@ -190,6 +191,12 @@ def _in_window_clause(jurisdictions: tuple[tuple[str, str | None, str], ...]) ->
 def contactable_clause(db: Database, now: datetime) -> object:
     """SQL condition: the account may be called now (flags, call cap, contact window)."""
     in_window = _in_window_clause(open_jurisdictions(db, now))
+    if db.dialect == "postgresql":
+        # Wrapped in a CASE, the window test is estimated as "half the rows" instead of
+        # each jurisdiction's odds multiplied down to one row: PostgreSQL then walks the
+        # queue index to the first page of contactable accounts (about 1 ms at 9k
+        # accounts) instead of fetching every account in an open window and sorting them.
+        in_window = case((in_window, true()), else_=false())
     return and_(
         ~excluded_clause(),
         or_(Debtor.contact_blocked_until.is_(None), Debtor.contact_blocked_until <= now),
