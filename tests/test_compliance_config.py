@@ -19,6 +19,8 @@ from collect_tui.services.compliance_config import (
     load_config,
     parse_config,
 )
+from collect_tui.services.database import Database
+from collect_tui.services.seed import seed_portfolio
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -177,7 +179,6 @@ def test_the_cli_installs_a_good_file(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_contactable_now_uses_the_installed_rules(sqlite_db: object) -> None:
     from collect_tui.services.contactability import forget_jurisdictions, open_jurisdictions
-    from collect_tui.services.database import Database
     from collect_tui.storage.models import Debtor
 
     db: Database = sqlite_db  # type: ignore[assignment]
@@ -190,3 +191,39 @@ def test_contactable_now_uses_the_installed_rules(sqlite_db: object) -> None:
     assert open_jurisdictions(db, ten_am_ny) == ()
     install(parse_config('[rules.US-NY]\nno_contact_days = ["Monday"]\n', "r.toml"))
     assert open_jurisdictions(db, ten_am_ny) == ()  # 2 March 2026 is a Monday
+
+
+def test_an_expired_jurisdiction_list_is_read_again_in_the_background(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key press waits for the walk over every debtor once the list has expired: the
+    old list is answered while a thread reads the new one."""
+    import threading
+
+    from collect_tui.services import contactability
+
+    seed_portfolio(sqlite_db.engine, debtors=30, agents=1, seed=2)
+    contactability.forget_jurisdictions(sqlite_db)
+    first = contactability.jurisdictions_in_use(sqlite_db)
+    started = threading.Event()
+    release = threading.Event()
+    real = contactability._refresh
+
+    def slow(db: Database, key: int) -> list[tuple[str, str | None, str]]:
+        started.set()
+        release.wait(5)
+        return real(db, key)
+
+    monkeypatch.setattr(contactability, "_refresh", slow)
+    monkeypatch.setattr(contactability, "_CACHE_SECONDS", 0.0)
+    key = id(sqlite_db.engine)
+    contactability._cache[key] = (0.0, first)  # expired
+    assert contactability.jurisdictions_in_use(sqlite_db) is first, "answered at once"
+    assert started.wait(5), "read again in a thread"
+    assert contactability.jurisdictions_in_use(sqlite_db) is first, "one reader at a time"
+    release.set()
+    for _ in range(100):
+        if key not in contactability._refreshing:
+            break
+        threading.Event().wait(0.02)
+    assert contactability._cache[key][1] == first and contactability._cache[key][1] is not first

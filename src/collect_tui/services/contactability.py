@@ -7,6 +7,7 @@ and the queue filters with the resulting list in SQL, never account by account.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time as clock
 from datetime import datetime
@@ -23,25 +24,48 @@ Jurisdiction = tuple[str, str | None, str]  # country, region, time zone
 _CACHE_SECONDS = 300.0
 _cache: dict[int, tuple[float, list[Jurisdiction]]] = {}
 _lock = threading.Lock()
+_refreshing: set[int] = set()  # engines whose list a thread is reading
 
 
 def jurisdictions_in_use(db: Database) -> list[Jurisdiction]:
-    """The distinct (country, region, zone) of all debtors, cached for a few minutes."""
+    """The distinct (country, region, zone) of all debtors, cached for a few minutes.
+
+    Reading them walks every debtor (30 ms at 200k on PostgreSQL): once the cache has
+    expired, the old list is returned and a thread reads the new one, so no key press
+    waits for it. Only the first call reads while the caller waits.
+    """
     key = id(db.engine)
     with _lock:
         cached = _cache.get(key)
-        if cached and cached[0] > clock.monotonic():
+        if cached is not None:
+            if cached[0] <= clock.monotonic() and key not in _refreshing:
+                _refreshing.add(key)
+                threading.Thread(target=_refresh_quietly, args=(db, key), daemon=True).start()
             return cached[1]
-    with db.session() as session:
-        found = [
-            (country, region, zone)
-            for country, region, zone in session.execute(
-                select(Debtor.country, Debtor.region, Debtor.time_zone).distinct()
-            )
-        ]
-    with _lock:
-        _cache[key] = (clock.monotonic() + _CACHE_SECONDS, found)
-    return found
+    return _refresh(db, key)
+
+
+def _refresh_quietly(db: Database, key: int) -> None:
+    """:func:`_refresh` in a thread: on failure the old list stays, the next call retries."""
+    with contextlib.suppress(Exception):
+        _refresh(db, key)
+
+
+def _refresh(db: Database, key: int) -> list[Jurisdiction]:
+    try:
+        with db.session() as session:
+            found = [
+                (country, region, zone)
+                for country, region, zone in session.execute(
+                    select(Debtor.country, Debtor.region, Debtor.time_zone).distinct()
+                )
+            ]
+        with _lock:
+            _cache[key] = (clock.monotonic() + _CACHE_SECONDS, found)
+        return found
+    finally:
+        with _lock:
+            _refreshing.discard(key)
 
 
 def forget_jurisdictions(db: Database) -> None:
