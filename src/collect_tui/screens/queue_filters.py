@@ -28,7 +28,11 @@ class QueueFilterScreen(ModalScreen[QueueFilter | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="filter-dialog"):
-            yield Label("Filter the queue  (tab moves, space toggles, enter applies)")
+            yield Label("[b]Filter the queue[/b]")
+            yield Label(
+                "tab moves, space toggles, enter applies,\nc clears all, esc cancels",
+                id="filter-keys",
+            )
             yield Select(
                 [(f"Aging bucket {b}", b) for b in BUCKETS],
                 prompt="Any aging bucket",
