@@ -3,47 +3,33 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import test_workspace as workspace_tests
 from sqlalchemy import event, func, select
 from sqlalchemy.dialects import postgresql
 
 from collect_tui import clock
 from collect_tui.domain.priority import DEFAULT_WEIGHTS
 from collect_tui.services import claims
-from collect_tui.services.agents import AgentInfo, get_agent
+from collect_tui.services.agents import get_agent
 from collect_tui.services.claims import claim_next, new_session_id
 from collect_tui.services.compliance import ComplianceBlocked
 from collect_tui.services.database import Database
-from collect_tui.services.seed import seed_portfolio
 from collect_tui.services.workspace import PromiseInput, log_contact
 from collect_tui.storage.models import AuditEntry, Contact, Debtor, Invoice, OutboxMessage
 from collect_tui.storage.scoring import rescore, store_weights
 
-TODAY = datetime.now(UTC).date()
-NOON_IN_THE_AMERICAS = datetime.combine(TODAY, time(17, 0), UTC)
-
-
-@pytest.fixture(autouse=True)
-def _inside_contact_hours(monkeypatch: pytest.MonkeyPatch) -> None:
-    ticks = itertools.count()  # a clock that still moves, so events keep their order
-    monkeypatch.setattr(
-        clock, "now", lambda: NOON_IN_THE_AMERICAS + timedelta(milliseconds=next(ticks))
-    )
-
-
-@pytest.fixture
-def portfolio(db: Database) -> Database:
-    seed_portfolio(db.engine, debtors=120, agents=2, seed=1, as_of=TODAY)
-    with db.session() as session:
-        rescore(session.connection(), today=TODAY, now=datetime.now(UTC))
-    return db
+# The workspace tests' day, clock inside contact hours, portfolio and clean account.
+TODAY = workspace_tests.TODAY
+_inside_contact_hours = workspace_tests._inside_contact_hours
+portfolio = workspace_tests.portfolio
+_account = workspace_tests._account
 
 
 @contextmanager
@@ -59,29 +45,6 @@ def _statements(db: Database) -> Iterator[list[str]]:
         yield sent
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
-
-
-def _account(db: Database, agent: AgentInfo) -> int:
-    """A clean (no flags) US account of ``agent`` with open invoices."""
-    with db.session() as session:
-        found = session.scalar(
-            select(Debtor.id)
-            .where(
-                Debtor.assigned_agent_id == agent.id,
-                Debtor.country == "US",
-                Debtor.region != "MA",
-                Debtor.open_invoices >= 2,
-                Debtor.open_balance >= Decimal("700"),
-                Debtor.cease_communication.is_(False),
-                Debtor.dispute.is_(False),
-                Debtor.bankruptcy.is_(False),
-                Debtor.deceased.is_(False),
-            )
-            .order_by(Debtor.id)
-            .limit(1)
-        )
-    assert found is not None
-    return found
 
 
 def _debtor(db: Database, debtor_id: int) -> Any:
