@@ -981,14 +981,15 @@ def refresh_facts(
 
 
 @lru_cache(maxsize=8)
-def _parse_weights(text: str) -> PriorityWeights:
-    return PriorityWeights.model_validate_json(text)
+def weights_from_text(text: str | None) -> PriorityWeights:
+    """The weights as stored under :data:`WEIGHTS_SETTING` (``None``: none stored, the
+    defaults), parsed once per text."""
+    return DEFAULT_WEIGHTS if text is None else PriorityWeights.model_validate_json(text)
 
 
 def stored_weights(conn: Connection) -> PriorityWeights:
     """The weights saved in the database (the defaults until someone sets them)."""
-    text = read_setting(conn, WEIGHTS_SETTING)
-    return DEFAULT_WEIGHTS if text is None else _parse_weights(text)
+    return weights_from_text(read_setting(conn, WEIGHTS_SETTING))
 
 
 def store_weights(conn: Connection, weights: PriorityWeights) -> None:
