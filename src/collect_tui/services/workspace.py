@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any, Literal, NamedTuple, TypeVar, get_args
 from uuid import uuid4
 
@@ -62,7 +62,7 @@ from collect_tui.domain.plans import (
     describe_plan,
     generate_installments,
 )
-from collect_tui.domain.priority import DEFAULT_WEIGHTS, PriorityWeights
+from collect_tui.domain.priority import PriorityWeights
 from collect_tui.domain.promises import (
     DEFAULT_GRACE_DAYS,
     FieldError,
@@ -94,7 +94,7 @@ from collect_tui.storage.models import (
     Task,
     utcnow,
 )
-from collect_tui.storage.scoring import WEIGHTS_SETTING, rescore
+from collect_tui.storage.scoring import WEIGHTS_SETTING, rescore, weights_from_text
 from collect_tui.storage.sync_store import account_synced_at, last_complete_pull
 
 T = TypeVar("T")
@@ -493,13 +493,20 @@ def _history_note(
     _outbox(session, "history_note", debtor_id, invoice, {"details": _clip(text)})
 
 
-def _rescore(session: Session, debtor_ids: Sequence[int], now: datetime) -> None:
-    """Refresh the accounts' cached facts and priority score in this transaction."""
+def _rescore(
+    session: Session,
+    debtor_ids: Sequence[int],
+    now: datetime,
+    weights: PriorityWeights | None = None,
+) -> None:
+    """Refresh the accounts' cached facts and priority score in this transaction
+    (``weights``: the stored ones, if the caller has read them already)."""
     session.flush()
     rescore(
         session.connection(),
         today=now.astimezone(UTC).date(),
         now=now,
+        weights=weights,
         debtor_ids=list(debtor_ids),
     )
 
@@ -547,13 +554,19 @@ def _bump_version(session: Session, debtor: Debtor, **values: Any) -> None:
     set_committed_value(debtor, "version", version + 1)
 
 
+def _checked(session: Session, agent: AgentInfo, debtor_id: int, expected_version: int) -> Debtor:
+    """The account, if ``agent`` may change it and it is still at ``expected_version``."""
+    debtor = check_access(session, agent, debtor_id)
+    if debtor.version != expected_version:
+        raise _VersionMismatch
+    return debtor
+
+
 def _claim(
     session: Session, agent: AgentInfo, debtor_id: int, expected_version: int, now: datetime
 ) -> Debtor:
     """Check access and version, then bump the version (UPDATE ... WHERE version = ...)."""
-    debtor = check_access(session, agent, debtor_id)
-    if debtor.version != expected_version:
-        raise _VersionMismatch
+    debtor = _checked(session, agent, debtor_id, expected_version)
     # A concurrent save that won the race leaves no row at the expected version.
     _bump_version(session, debtor, updated_at=now)
     return debtor
@@ -1551,12 +1564,6 @@ class _InvoiceRef(NamedTuple):
     amount_due: Decimal
 
 
-@lru_cache(maxsize=8)
-def _weights(text: str | None) -> PriorityWeights:
-    """The priority weights stored as ``text`` (the defaults when none are)."""
-    return DEFAULT_WEIGHTS if text is None else PriorityWeights.model_validate_json(text)
-
-
 def _save_contact(
     session: Session,
     agent: AgentInfo,
@@ -1582,9 +1589,7 @@ def _save_contact(
         subject_and_calls_from,
     )
 
-    debtor = check_access(session, agent, debtor_id)
-    if debtor.version != expected_version:
-        raise _VersionMismatch
+    debtor = _checked(session, agent, debtor_id, expected_version)
     conn = session.connection()
     started: datetime = values["started_at"]
     channel, direction = values["channel"], values["direction"]
@@ -1626,7 +1631,7 @@ def _save_contact(
     )
     invoices = [_InvoiceRef(row[4], row[1], row[-1]) for row in invoice_rows]
     due_callbacks = [row[4] for row in rows if row[0] == "t"]
-    weights = _weights(next((row[1] for row in rows if row[0] == "w"), None))
+    weights = weights_from_text(next((row[1] for row in rows if row[0] == "w"), None))
     text = f"{code.label} ({channel} {direction}, {agent.display_name})"
     if promise is not None:
         row = _add_promise(
@@ -1643,10 +1648,7 @@ def _save_contact(
         _add_callback(session, agent, debtor, next_action, now)
     if code.sets_flag:
         _set_flag(session, agent, debtor, code.sets_flag, True, now)
-    session.flush()
-    rescore(
-        conn, today=now.astimezone(UTC).date(), now=now, weights=weights, debtor_ids=[debtor_id]
-    )
+    _rescore(session, [debtor_id], now, weights)
     return contact_id
 
 
