@@ -188,15 +188,20 @@ def _in_window_clause(jurisdictions: tuple[tuple[str, str | None, str], ...]) ->
     return clause
 
 
+def estimated_as_half(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``condition`` wrapped in a CASE, which PostgreSQL estimates as true for half the
+    rows. An OR of jurisdictions is otherwise estimated by multiplying each one's odds
+    down to about one row, and PostgreSQL then fetches and sorts every matching account
+    instead of walking the queue index to the first page (11-25 ms against under 1 ms at
+    9k accounts; 7-15 ms a claim on 20k debtors)."""
+    return case((condition, true()), else_=false())
+
+
 def contactable_clause(db: Database, now: datetime) -> object:
     """SQL condition: the account may be called now (flags, call cap, contact window)."""
     in_window = _in_window_clause(open_jurisdictions(db, now))
     if db.dialect == "postgresql":
-        # Wrapped in a CASE, the window test is estimated as "half the rows" instead of
-        # each jurisdiction's odds multiplied down to one row: PostgreSQL then walks the
-        # queue index to the first page of contactable accounts (about 1 ms at 9k
-        # accounts) instead of fetching every account in an open window and sorting them.
-        in_window = case((in_window, true()), else_=false())
+        in_window = estimated_as_half(in_window)
     return and_(
         ~excluded_clause(),
         or_(Debtor.contact_blocked_until.is_(None), Debtor.contact_blocked_until <= now),
@@ -494,6 +499,7 @@ __all__ = [
     "QueueSummary",
     "contactable_clause",
     "due_callbacks",
+    "estimated_as_half",
     "local_time",
     "next_account",
     "queue_marker",
