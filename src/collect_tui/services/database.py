@@ -41,21 +41,22 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in a transaction: committed on success, rolled back on any error."""
-        with self.sessions() as session:
-            try:
-                with session.begin():
-                    yield session
-            except DBAPIError as exc:
-                raise StorageError(describe_db_error(exc, self.engine.url)) from None
+        with self.sessions() as session, self._storage_errors(), session.begin():
+            yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A Core connection in a transaction, for a few statements that need no ORM
         objects: committed on success, rolled back on any error, errors as :meth:`session`
         gives them."""
+        with self._storage_errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        """Driver errors as :class:`StorageError`, described without the password."""
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            yield
         except DBAPIError as exc:
             raise StorageError(describe_db_error(exc, self.engine.url)) from None
 
