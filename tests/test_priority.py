@@ -609,17 +609,31 @@ def test_incremental_rescore_changes_only_that_debtor(portfolio: Database) -> No
     assert after[called]["last_contact_at"] == NOW
 
 
-def test_incremental_rescore_of_many_and_of_none(sqlite_db: Database) -> None:
-    seed_portfolio(sqlite_db.engine, debtors=1200, agents=2, seed=2, as_of=TODAY)
-    with sqlite_db.engine.begin() as conn:
+def test_incremental_rescore_of_many_and_of_none(db: Database) -> None:
+    """Rescoring every id in chunks leaves what the full pass leaves, facts and score."""
+    seed_portfolio(db.engine, debtors=1200, agents=2, seed=2, as_of=TODAY)
+    facts = ("open_balance", "open_invoices", "oldest_due_date", "last_contact_at",
+             "promise_due_on", "next_action_at", "next_action")  # fmt: skip
+    with db.engine.begin() as conn:
         rescore(conn, today=TODAY, now=NOW)
-        full = {i: r["priority_score"] for i, r in _debtor_rows(conn).items()}
-        conn.execute(update(Debtor).values(priority_score=0.0))
+        full = _debtor_rows(conn)
+        conn.execute(
+            update(Debtor).values(
+                priority_score=0.0, open_balance=Decimal("1.00"), open_invoices=0,
+                oldest_due_date=None, last_contact_at=None, promise_due_on=None,
+                next_action_at=None, next_action=None,
+            )
+        )  # fmt: skip
         assert rescore(conn, today=TODAY, now=NOW, debtor_ids=[]) == 0
         ids = sorted(full)
         assert rescore(conn, today=TODAY, now=NOW, debtor_ids=ids + ids[:5]) == len(ids)
-        again = {i: r["priority_score"] for i, r in _debtor_rows(conn).items()}
-    assert again == pytest.approx(full, abs=1e-9)
+        again = _debtor_rows(conn)
+    assert {i: r["priority_score"] for i, r in again.items()} == pytest.approx(
+        {i: r["priority_score"] for i, r in full.items()}, abs=1e-9
+    )
+    assert [{n: again[i][n] for n in facts} for i in ids] == [
+        {n: full[i][n] for n in facts} for i in ids
+    ]
 
 
 def test_full_pass_restores_the_connection_and_the_queue_index(sqlite_db: Database) -> None:

@@ -69,6 +69,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -228,7 +229,18 @@ def day_params(today: date, weights: PriorityWeights | None = None) -> dict[str,
 
 
 def _points(value: float) -> ColumnElement[Any]:
-    return literal(float(value), Float)
+    """A weight as a constant in the SQL text, not a bound parameter.
+
+    Statements are cached per set of weights (:func:`_cached`), so nothing is lost; and
+    with few parameters psycopg caches the conversion of the statement instead of
+    re-parsing its text on every execution (it stops caching past 50 parameters).
+    """
+    return cast(literal_column(repr(float(value))), Float)
+
+
+def _text_constant(value: str) -> ColumnElement[Any]:
+    """A string as a quoted constant in the SQL text (see :func:`_points`)."""
+    return literal_column("'" + value.replace("'", "''") + "'")
 
 
 def _days_to_today(
@@ -286,8 +298,11 @@ def _score_template(
         else_=zero,
     )
 
-    rates = {currency: float(rate) for currency, rate in w.fx_to_base.items()}
-    rate = case(rates, value=col["currency"], else_=_points(1.0)) if rates else _points(1.0)
+    rates = [
+        (col["currency"] == _text_constant(currency), _points(float(rate)))
+        for currency, rate in w.fx_to_base.items()
+    ]
+    rate = case(*rates, else_=_points(1.0)) if rates else _points(1.0)
     base = cast(col["open_balance"], Float) * rate
     balance = _least(dialect, base, _points(float(w.balance_cap))) * _points(w.balance_per_unit)
 
@@ -541,11 +556,25 @@ _REFRESHED = (*FACT_COLUMNS, "next_action")
 _PROMISE_COLUMNS = ("promise_due_on", "broken_promise_on", "installment_missed")
 
 
-def _all_facts_postgresql() -> Select[Any]:
-    """Every debtor's id, stored columns (``old_<name>``) and fresh facts, in one query.
+def _some_ids(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """``column`` is one of the ids in ``prio_ids``.
+
+    Bound one parameter an id (not as one array): PostgreSQL estimates ``= ANY($1)`` at
+    ten ids, so it would plan every execution afresh rather than keep the generic plan
+    of the prepared statement; one id is ``IN ($1)``, which it does keep.
+    """
+    return column.in_(bindparam("prio_ids", expanding=True))
+
+
+def _all_facts_postgresql(some: bool = False) -> Select[Any]:
+    """Every debtor's id, stored columns (``old_<name>``) and fresh facts, in one query
+    (``some``: only the debtors in ``prio_ids``, see :func:`_some_ids`).
 
     The stored columns are those the pass writes and the inputs of the score.
     """
+
+    def only(table: Table) -> list[ColumnElement[bool]]:
+        return [_some_ids(table.c.debtor_id)] if some else []
 
     def labelled(exprs: list[ColumnElement[Any]], *names: str) -> list[ColumnElement[Any]]:
         return [expr.label(name) for expr, name in zip(exprs, names, strict=True)]
@@ -557,12 +586,13 @@ def _all_facts_postgresql() -> Select[Any]:
                 _invoice_facts("postgresql"), "open_balance", "open_invoices", "oldest_due_date"
             ),
         )
-        .where(invoices.c.status == "open")
+        .where(invoices.c.status == "open", *only(invoices))
         .group_by(invoices.c.debtor_id)
         .subquery("inv")
     )
     con = (
         select(contacts.c.debtor_id, func.max(contacts.c.started_at).label("last_contact_at"))
+        .where(*only(contacts))
         .group_by(contacts.c.debtor_id)
         .subquery("con")
     )
@@ -573,19 +603,19 @@ def _all_facts_postgresql() -> Select[Any]:
                 _promise_facts(), "promise_due_on", "broken_promise_on", "installment_missed"
             ),
         )
-        .where(_promise_filter())
+        .where(_promise_filter(), *only(promises))
         .group_by(promises.c.debtor_id)
         .subquery("prom")
     )
     task = (
         select(tasks.c.debtor_id, *labelled(_task_facts(), "cadence_due_at", "next_action_at"))
-        .where(_task_filter())
+        .where(_task_filter(), *only(tasks))
         .group_by(tasks.c.debtor_id)
         .subquery("task")
     )
     d = debtors.alias("d")
     stored = dict.fromkeys((*_REFRESHED, "priority_score", *SCORE_INPUTS))
-    return select(
+    query = select(
         d.c.id,
         *[d.c[name].label(f"old_{name}") for name in stored],
         inv.c.open_balance,
@@ -603,17 +633,22 @@ def _all_facts_postgresql() -> Select[Any]:
         .outerjoin(prom, prom.c.debtor_id == d.c.id)
         .outerjoin(task, task.c.debtor_id == d.c.id)
     )
+    return query.where(_some_ids(d.c.id)) if some else query
 
 
-def _apply_all_postgresql_statement(weights: PriorityWeights | None) -> Executable:
-    """One UPDATE ... FROM of the fresh facts (and score) of the debtors where they differ.
+def _apply_all_postgresql_statement(
+    weights: PriorityWeights | None, some: bool = False
+) -> Executable:
+    """One UPDATE ... FROM of the fresh facts (and score) of the debtors where they differ
+    (``some``: of the debtors in ``prio_ids``; one statement and one new row version per
+    debtor, where refreshing the facts and then the score would write two).
 
     Rows whose facts and score stay the same are not written. The fresh values are
     computed once per debtor, in a subquery that ``OFFSET 0`` keeps apart (merged into
     the UPDATE, the score would be evaluated once for the comparison and again for SET);
     it comes out in debtor order, so it is merged with the rows to write without a sort.
     """
-    raw = _all_facts_postgresql().subquery("raw")
+    raw = _all_facts_postgresql(some).subquery("raw")
     fresh = _fresh_facts(raw)
     new: dict[str, ColumnElement[Any]] = {name: fresh[name] for name in FACT_COLUMNS}
     new["next_action"] = _callback_name(fresh["next_action_at"])
@@ -936,6 +971,15 @@ def _run(
     params = day_params(today, weights)
     params["prio_now"] = now
     scoring = weights if score else None
+    if debtor_ids is not None and dialect == "postgresql":
+        apply = _cached(
+            "apply_some", dialect, scoring, lambda: _apply_all_postgresql_statement(scoring, True)
+        )
+        count = 0
+        for ids in _chunks(debtor_ids):  # rows whose facts and score stay are not written
+            conn.execute(apply, {**params, "prio_ids": ids})
+            count += len(ids)
+        return count
     if debtor_ids is not None:
         refresh = _cached("refresh_some", dialect, None, lambda: _refresh_some_statement(dialect))
         rescore_ = (
@@ -946,9 +990,10 @@ def _run(
         count = 0
         for ids in _chunks(debtor_ids):
             chunk = {**params, "prio_ids": ids}
-            count += conn.execute(refresh, chunk).rowcount
+            conn.execute(refresh, chunk)
             if rescore_ is not None:
                 conn.execute(rescore_, chunk)
+            count += len(ids)
         return count
     if dialect == "sqlite":
         if not facts:
@@ -968,7 +1013,7 @@ def refresh_facts(
     """Recompute the cached priority facts of every debtor, or of ``debtor_ids``.
 
     ``weights`` only supplies the broken-promise lookback. Runs in the caller's
-    transaction; returns the number of debtors updated.
+    transaction; returns the number of debtors, or of distinct ``debtor_ids``.
     """
     return _run(
         conn,
@@ -1015,7 +1060,7 @@ def rescore(
     computed from its row. Passes after writes that refresh nothing themselves (a seed, a
     first sync, a bulk cadence run) keep ``facts=True``; with ``debtor_ids`` the facts
     are always refreshed. Runs in the caller's transaction; returns the number of
-    debtors scored.
+    debtors scored, or of distinct ``debtor_ids``.
     """
     return _run(
         conn,
