@@ -172,3 +172,35 @@ def test_the_app_loads_without_the_postgresql_dialect() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "sqlalchemy.dialects.postgresql" not in loaded
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_that_died_while_idle_is_replaced_not_reported(
+    pg_server: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server drops an idle pooled connection (a restart, a cut link): the next
+    session gets a fresh one. A connection used moments ago goes out without a ping."""
+    from collect_tui.storage import engine as engine_module
+
+    url = pg_server.create_database("idle_ping")  # type: ignore[attr-defined]
+    database = open_database(url)
+    try:
+        pings: list[object] = []
+        real_ping = database.engine.dialect.do_ping
+        monkeypatch.setattr(
+            database.engine.dialect, "do_ping", lambda conn: pings.append(conn) or real_ping(conn)
+        )
+        with database.session() as session:
+            first_pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with database.session() as session:  # back in the pool a moment ago: no ping
+            assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() == first_pid
+        assert pings == []
+        with make_engine(url).connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+            other.commit()
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 0.0)  # it has sat idle
+        with database.session() as session:
+            assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != first_pid
+        assert len(pings) == 1
+    finally:
+        database.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import platformdirs
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from collect_tui.logsafe import redact_secrets
@@ -186,7 +187,6 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int | None = None) -
         _prepare_sqlite_file(parsed)
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs["pool_pre_ping"] = True
         kwargs["connect_args"] = {"connect_timeout": 5}
     try:
         engine = create_engine(parsed, **kwargs)
@@ -198,12 +198,46 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int | None = None) -
         from collect_tui.storage.models import declare_postgresql_conditions
 
         declare_postgresql_conditions()
+        event.listen(engine, "checkin", _note_checkin)
+        event.listen(engine, "checkout", _pinger(engine))
     event.listen(engine, "before_cursor_execute", _guard_cursor)
     check_connection(engine)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
     return engine
+
+
+# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 5.0
+
+
+def _note_checkin(dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _pinger(engine: Engine) -> Any:
+    """A checkout listener that checks a connection that sat idle in the pool.
+
+    A server restart or a dropped link then costs a reconnect, not an error. A
+    connection back in the pool within ``PING_AFTER_IDLE_S`` goes out unchecked: pinging
+    at every checkout (``pool_pre_ping``) was two extra round trips per claim and save
+    when a team works. If such a connection has died, its first statement fails, and the
+    pool then drops every connection older than that failure.
+    """
+
+    def ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in = record.info.get("checked_in_at")
+        if checked_in is None or time.monotonic() - checked_in < PING_AFTER_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception:
+            alive = False
+        if not alive:
+            raise DisconnectionError("the pooled connection did not answer")
+
+    return ping_if_idle
 
 
 def check_connection(engine: Engine) -> None:
