@@ -27,6 +27,7 @@ from sqlalchemy import (
     true,
     tuple_,
 )
+from sqlalchemy.orm import Session
 
 from collect_tui.domain.aging import BUCKETS, bucket_due_date_floors
 from collect_tui.domain.money import to_money
@@ -331,21 +332,23 @@ def queue_row(db_row: object, now: datetime, *, contactable: bool) -> QueueRow:
     return _to_row(db_row, now, {tuple(db_row)[0]} if contactable else set())  # type: ignore[arg-type]
 
 
-def _contactable_ids(db: Database, ids: list[int], now: datetime) -> set[int]:
+def _contactable_ids(session: Session, db: Database, ids: list[int], now: datetime) -> set[int]:
     if not ids:
         return set()
-    with db.session() as session:
-        return set(
-            session.scalars(
-                select(Debtor.id).where(Debtor.id.in_(ids), contactable_clause(db, now))
-            )
-        )
+    return set(
+        session.scalars(select(Debtor.id).where(Debtor.id.in_(ids), contactable_clause(db, now)))
+    )
 
 
-def _rows(db: Database, query: Select[tuple[object, ...]], now: datetime) -> list[QueueRow]:
-    with db.session() as session:
-        raw = session.execute(query).all()
-    contactable = _contactable_ids(db, [r[0] for r in raw], now)
+def _rows(
+    db: Database, query: Select[tuple[object, ...]], now: datetime, session: Session | None = None
+) -> list[QueueRow]:
+    """The rows of ``query`` with their contactability, read in ``session`` (or a new one)."""
+    if session is None:
+        with db.session() as session:
+            return _rows(db, query, now, session)
+    raw = session.execute(query).all()
+    contactable = _contactable_ids(session, db, [r[0] for r in raw], now)
     return [_to_row(r, now, contactable) for r in raw]
 
 
@@ -368,20 +371,19 @@ def due_callbacks(
 
 
 def _few_match(
-    db: Database, agent: AgentInfo, narrowing: list[ColumnElement[bool]], limit: int
+    session: Session, agent: AgentInfo, narrowing: list[ColumnElement[bool]], limit: int
 ) -> bool:
     """Whether sorting the accounts that meet ``narrowing`` costs less than walking the
     queue in order until ``limit`` of them turn up (both counted from indexes alone)."""
     if not narrowing:
         return False
     mine = Debtor.assigned_agent_id == agent.id
-    with db.session() as session:
-        matching, total = session.execute(
-            select(
-                select(func.count()).where(mine, *narrowing).scalar_subquery(),
-                select(func.count()).where(mine).scalar_subquery(),
-            )
-        ).one()
+    matching, total = session.execute(
+        select(
+            select(func.count()).where(mine, *narrowing).scalar_subquery(),
+            select(func.count()).where(mine).scalar_subquery(),
+        )
+    ).one()
     # Walking reads about limit * total / matching rows; sorting reads the matching ones.
     return matching * matching <= limit * total
 
@@ -395,24 +397,28 @@ def queue_page(
     limit: int = 100,
     now: datetime | None = None,
 ) -> list[QueueRow]:
-    """The next ``limit`` accounts of ``agent``'s queue after ``after``, best first."""
+    """The next ``limit`` accounts of ``agent``'s queue after ``after``, best first (its
+    reads share one connection and transaction)."""
     now = now or datetime.now(UTC)
     queue_filter = queue_filter or QueueFilter()
     score: ColumnElement[Any] = Debtor.priority_score
-    if _few_match(db, agent, _narrowing(queue_filter, _today_in_utc_day(now)), limit):
-        # Ordered by the bare score, the database walks the queue index until it has
-        # ``limit`` matches: about 100 ms at 10k accounts when few match. Ordered by an
-        # expression, it takes the matches from the filter's index and sorts them.
-        score = Debtor.priority_score + 0
-    query = _filtered(db, agent, queue_filter, now).order_by(score.desc(), Debtor.id).limit(limit)
-    if after is not None:
-        query = query.where(
-            or_(
-                Debtor.priority_score < after.score,
-                and_(Debtor.priority_score == after.score, Debtor.id > after.debtor_id),
-            )
+    with db.session() as session:
+        if _few_match(session, agent, _narrowing(queue_filter, _today_in_utc_day(now)), limit):
+            # Ordered by the bare score, the database walks the queue index until it has
+            # ``limit`` matches: about 100 ms at 10k accounts when few match. Ordered by
+            # an expression, it takes the matches from the filter's index and sorts them.
+            score = Debtor.priority_score + 0
+        query = (
+            _filtered(db, agent, queue_filter, now).order_by(score.desc(), Debtor.id).limit(limit)
         )
-    return _rows(db, query, now)
+        if after is not None:
+            query = query.where(
+                or_(
+                    Debtor.priority_score < after.score,
+                    and_(Debtor.priority_score == after.score, Debtor.id > after.debtor_id),
+                )
+            )
+        return _rows(db, query, now, session)
 
 
 def next_account(db: Database, agent: AgentInfo, *, now: datetime | None = None) -> QueueRow | None:
