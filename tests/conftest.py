@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 import os
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from pgserver import PostgresServer, postgres_available
+from textual import events
+from textual.app import App
+from textual.keys import _get_unicode_name_from_key
 
 from collect_tui.services.daily import mark_cadence_run, mark_rescored
 from collect_tui.services.database import Database, open_database
@@ -22,6 +26,19 @@ def no_daily_work(db: Database) -> None:
     now = datetime.now(UTC)
     mark_rescored(db, now.date())
     mark_cadence_run(db, now)
+
+
+def burst(app: App[object], *keys: str) -> None:
+    """Queue ``keys`` all at once, as a fast typist or one SSH packet delivers them
+    (``Pilot.press`` waits for the app to settle after each key)."""
+    for key in keys:
+        try:
+            character: str | None = unicodedata.lookup(_get_unicode_name_from_key(key))
+        except KeyError:
+            character = key if len(key) == 1 else None
+        event = events.Key(key, character)
+        event.set_sender(app)
+        app._driver.send_message(event)  # type: ignore[union-attr]
 
 
 def in_ci() -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import burst
 from sqlalchemy import func, select, update
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, SelectionList, Static
@@ -107,13 +108,13 @@ def _clean_accounts(db: Database, agent: AgentInfo) -> list[int]:
 
 # Each test works its own account so the module's shared database stays predictable.
 (SNAPSHOT, CONTACT, PROMISE, BAD_PROMISE, PLAN, SETTLE, DISPUTE, CALLBACK, STALE, FILTER,
- PAGES, MOVED, CUSTOM, KEPT_A, KEPT_B) = range(15)  # fmt: skip
+ PAGES, MOVED, CUSTOM, KEPT_A, KEPT_B, BURST) = range(16)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def accounts(seeded: Database) -> list[int]:
     found = _clean_accounts(seeded, get_agent(seeded, "alice"))
-    assert len(found) >= 15
+    assert len(found) >= 16
     return found
 
 
@@ -224,6 +225,23 @@ async def test_log_a_contact_with_a_quick_key(seeded: Database, accounts: list[i
         )
         assert contact.notes == "rang twice"
         assert contact.address  # the first callable number
+
+
+async def test_keys_typed_before_the_contact_form_opens_reach_it(
+    seeded: Database, accounts: list[int]
+) -> None:
+    """`c`, `n`, `ctrl+s` in one burst: the form opens, takes "no answer" and saves."""
+    debtor_id = accounts[BURST]
+    app = CollectApp(seeded, get_agent(seeded, "alice"))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot, seeded, debtor_id)
+        version = screen.account.version  # type: ignore[union-attr]
+        burst(app, "c", "n", "ctrl+s")
+        await _settle(pilot)
+        await _settle(pilot)
+        assert app.screen is screen, "the form should have saved and closed"
+        assert any("Logged: No answer" in n for n in _notes(app))
+        assert screen.account is not None and screen.account.version == version + 1
 
 
 async def test_call_with_a_promise_in_few_keystrokes(seeded: Database, accounts: list[int]) -> None:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from conftest import no_daily_work
+from conftest import burst, no_daily_work
 from sqlalchemy import select
-from textual import events
 from textual.widgets import DataTable, Input, Static
 
 from collect_tui import clock
-from collect_tui.app import CollectApp
+from collect_tui.app import KEY_SETTLE_LIMIT_SECONDS, CollectApp
 from collect_tui.screens.help import HelpScreen
 from collect_tui.screens.queue import PAGE_SIZE, QueueScreen
 from collect_tui.screens.queue_filters import QueueFilterScreen
@@ -318,12 +318,39 @@ async def test_keys_typed_straight_after_slash_land_in_the_search(seeded: Databa
     app = CollectApp(seeded, get_agent(seeded, "alice"))
     async with app.run_test(size=(80, 24)) as pilot:
         await _settle(app, pilot)
-        for key, character in (("slash", "/"), ("s", "s"), ("m", "m"), ("i", "i")):
-            event = events.Key(key, character)
-            event.set_sender(app)
-            app._driver.send_message(event)  # type: ignore[union-attr]  # all queued at once
+        burst(app, "slash", "s", "m", "i")
         await _settle(app, pilot)
         search = app.screen.query_one("#queue-search", Input)
         assert search.value == "smi"
         await pilot.press("slash", "2")  # a "/" typed in the search is part of it
         assert search.value == "smi/2"
+
+
+async def test_filter_keys_typed_before_the_dialog_opens_reach_it(seeded: Database) -> None:
+    """`f`, `tab`, `space`, `enter` in one burst: the dialog opens, ticks "Promise due
+    or broken" and applies it."""
+    app = CollectApp(seeded, get_agent(seeded, "alice"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        screen = app.screen
+        burst(app, "f", "tab", "space", "enter")
+        await _settle(app, pilot)
+        assert app.screen is screen
+        assert screen.queue_filter == QueueFilter(promise_due=True)
+
+
+async def test_keys_are_not_held_for_ever_behind_a_key_that_never_reports_back(
+    seeded: Database,
+) -> None:
+    """A key whose widget went away before it reported back holds the next keys only
+    briefly."""
+    app = CollectApp(seeded, get_agent(seeded, "alice"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        app._keys.in_flight_since = time.monotonic()  # as if its report were lost
+        burst(app, "f")
+        await pilot.pause()
+        assert not isinstance(app.screen, QueueFilterScreen)  # held for now
+        await pilot.pause(KEY_SETTLE_LIMIT_SECONDS + 0.2)
+        await _settle(app, pilot)
+        assert isinstance(app.screen, QueueFilterScreen)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import time
 import tomllib
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ import platformdirs
 from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 
 from collect_tui import clock
@@ -101,6 +103,32 @@ class IdleCollections:
             self._thresholds = None
 
 
+KEY_SETTLE_LIMIT_SECONDS = 0.5  # a key held back longer than this is let through anyway
+
+
+class KeySettled(Message):
+    """Posted behind a key to the widget the key went to: it bubbles to the app after the
+    key has done whatever it does there (a binding's action included)."""
+
+
+class KeyOrder:
+    """Keys handled one after another, so that keys typed ahead are not lost.
+
+    Textual hands a key to the focused widget and goes on to the next key at once; the
+    first key's binding runs only when the key has bubbled back to the app. Typed in one
+    burst (a fast typist, an SSH packet), ``c n`` opened the contact form while the ``n``
+    had already gone to the account screen, or to the new form before it had a focused
+    field, and was lost. Here a key that arrives while the one before is still on its way
+    waits, and so does every key while a screen just pushed is not mounted yet. Keys
+    typed one at a time go straight through.
+    """
+
+    def __init__(self) -> None:
+        self.held: deque[events.Key] = deque()
+        self.in_flight_since: float | None = None
+        self.screen: Screen[Any] | None = None  # the screen when the key in flight went
+
+
 class CollectApp(App[None]):
     """The collections workstation."""
 
@@ -119,6 +147,7 @@ class CollectApp(App[None]):
         self.session_id = new_session_id()  # the claims `n` takes belong to this run
         self.last_input = time.monotonic()
         self._collections = IdleCollections()
+        self._keys = KeyOrder()
 
     def on_mount(self) -> None:
         keymap, problem = load_keymap(self.keymap_file)
@@ -139,10 +168,61 @@ class CollectApp(App[None]):
         self.set_interval(ACCOUNT_POLL_SECONDS, self._poll_open_account)
 
     async def on_event(self, event: events.Event) -> None:
-        """Note when the agent last pressed a key or clicked: idle agents lose their claim."""
+        """Note when the agent last pressed a key or clicked (idle agents lose their claim);
+        keys go through one after another (see :class:`KeyOrder`)."""
         if isinstance(event, events.Key | events.MouseDown):
             self.last_input = time.monotonic()
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self._keys.held.append(event)
+            if self._keys.in_flight_since is not None and len(self._keys.held) == 1:
+                self.set_timer(KEY_SETTLE_LIMIT_SECONDS, self._unstick_keys)
+            await self._release_keys()
+            return
         await super().on_event(event)
+
+    async def _unstick_keys(self) -> None:
+        """Let held keys through if the key in flight never reported back (its widget was
+        removed first, say), rather than leave the keyboard dead."""
+        since = self._keys.in_flight_since
+        if since is not None and time.monotonic() - since >= KEY_SETTLE_LIMIT_SECONDS:
+            self._keys.in_flight_since = None
+            await self._release_keys()
+        elif self._keys.held:
+            self.set_timer(KEY_SETTLE_LIMIT_SECONDS, self._unstick_keys)
+
+    async def _send_key(self, event: events.Key) -> None:
+        """Handle ``event`` as Textual does; if it went on to a widget, post the marker
+        that follows it there."""
+        self._keys.screen = self.screen
+        await super().on_event(event)
+        if not event.is_forwarded:  # a priority binding took it: already done
+            return
+        target = self.focused or self.screen  # where Textual sent it (nothing ran since)
+        self._keys.in_flight_since = time.monotonic()
+        target.post_message(KeySettled())
+
+    async def _release_keys(self) -> None:
+        """Send the held keys while nothing is in flight and the screen is ready."""
+        keys = self._keys
+        while keys.held and keys.in_flight_since is None:
+            screen = self.screen
+            if screen is not keys.screen and not screen.is_mounted:
+                # A screen pushed by the last key: its focused field exists once mounted.
+                keys.in_flight_since = time.monotonic()
+                self.call_after_refresh(self._screen_ready)
+                return
+            await self._send_key(keys.held.popleft())
+
+    async def _screen_ready(self) -> None:
+        self._keys.in_flight_since = None
+        self._keys.screen = self.screen if self.screen.is_mounted else self._keys.screen
+        await self._release_keys()
+
+    async def on_key_settled(self, message: KeySettled) -> None:
+        """The key in flight has been handled: send the next one."""
+        message.stop()
+        self._keys.in_flight_since = None
+        await self._release_keys()
 
     @work(thread=True, exclusive=True, group="claims")
     def _renew_claims(self) -> None:
