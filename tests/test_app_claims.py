@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import burst
 from sqlalchemy import delete, select
 
 from collect_tui import clock
@@ -19,7 +20,7 @@ from collect_tui.services.database import Database, open_database
 from collect_tui.services.scoring import mark_rescored
 from collect_tui.services.seed import seed_portfolio
 from collect_tui.services.workspace import log_contact
-from collect_tui.storage.models import Claim
+from collect_tui.storage.models import Claim, Contact
 
 AS_OF = date(2026, 11, 2)
 FIXED_NOW = datetime(2026, 11, 2, 18, 0, tzinfo=UTC)  # 10:00-15:00 in the Americas
@@ -182,3 +183,25 @@ async def test_next_again_reuses_the_screen_and_claims_only_the_new_account(
         await pilot.press("escape")
         await _settle(app)
         assert _claims(seeded, app.session_id) == []
+
+
+async def test_keys_typed_after_next_go_to_the_account_it_opens(seeded: Database) -> None:
+    """`n`, `c`, `n`, `ctrl+s` in one burst: the next account opens and the call is
+    logged on it, although the claim is still running when `c` arrives."""
+    alice = get_agent(seeded, "alice")
+    app = CollectApp(seeded, alice)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app)
+        burst(app, "n", "c", "n", "ctrl+s")
+        for _ in range(3):
+            await _settle(app)
+            await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, AccountScreen), screen
+        assert _claims(seeded, app.session_id) == [screen.debtor_id]
+        with seeded.session() as session:
+            logged = session.scalars(
+                select(Contact.disposition).where(Contact.debtor_id == screen.debtor_id,
+                                                  Contact.started_at == FIXED_NOW)
+            ).all()  # fmt: skip
+        assert logged == ["no_answer"]

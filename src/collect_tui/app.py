@@ -104,6 +104,7 @@ class IdleCollections:
 
 
 KEY_SETTLE_LIMIT_SECONDS = 0.5  # a key held back longer than this is let through anyway
+KEY_WAIT_LIMIT_SECONDS = 3.0  # keys held for work the agent waits for (hold_keys), at most
 
 
 class KeySettled(Message):
@@ -119,14 +120,17 @@ class KeyOrder:
     burst (a fast typist, an SSH packet), ``c n`` opened the contact form while the ``n``
     had already gone to the account screen, or to the new form before it had a focused
     field, and was lost. Here a key that arrives while the one before is still on its way
-    waits, and so does every key while a screen just pushed is not mounted yet. Keys
-    typed one at a time go straight through.
+    waits, and so does every key while a screen just pushed is not mounted yet, or while
+    a screen waits for work that decides what comes next (:meth:`CollectApp.hold_keys`).
+    Keys typed one at a time go straight through.
     """
 
     def __init__(self) -> None:
         self.held: deque[events.Key] = deque()
         self.in_flight_since: float | None = None
         self.screen: Screen[Any] | None = None  # the screen when the key in flight went
+        self.hold: int | None = None  # the number of the hold in force (hold_keys)
+        self.holds = 0
 
 
 class CollectApp(App[None]):
@@ -201,21 +205,42 @@ class CollectApp(App[None]):
         self._keys.in_flight_since = time.monotonic()
         target.post_message(KeySettled())
 
+    def hold_keys(self) -> None:
+        """Hold the keys typed from now on until :meth:`release_keys` (at most
+        ``KEY_WAIT_LIMIT_SECONDS``): the screen is waiting for work that decides where
+        they go, as ``n`` waits for the claim that opens the next account."""
+        self._keys.holds += 1
+        hold = self._keys.hold = self._keys.holds
+        self.set_timer(KEY_WAIT_LIMIT_SECONDS, lambda: self._end_hold(hold))
+
+    def release_keys(self) -> None:
+        """End the hold: the held keys go to the screen now shown (once it is mounted)."""
+        if self._keys.hold is not None:
+            self._end_hold(self._keys.hold)
+
+    def _end_hold(self, hold: int) -> None:
+        if self._keys.hold == hold:
+            self._keys.hold = None
+            self.call_later(self._release_keys)
+
     async def _release_keys(self) -> None:
-        """Send the held keys while nothing is in flight and the screen is ready."""
+        """Send the held keys while nothing is in flight or held and the screen is ready."""
         keys = self._keys
-        while keys.held and keys.in_flight_since is None:
+        while keys.held and keys.in_flight_since is None and keys.hold is None:
             screen = self.screen
-            if screen is not keys.screen and not screen.is_mounted:
-                # A screen pushed by the last key: its focused field exists once mounted.
+            if screen is not keys.screen:
+                # A screen the last key (or the work held for) brought up: let it mount,
+                # then take the focus its on_mount gives (Widget.focus lands a moment
+                # later), before it gets keys.
                 keys.in_flight_since = time.monotonic()
-                self.call_after_refresh(self._screen_ready)
+                self.call_after_refresh(self._screen_ready, screen, screen.is_mounted)
                 return
             await self._send_key(keys.held.popleft())
 
-    async def _screen_ready(self) -> None:
+    async def _screen_ready(self, screen: Screen[Any], was_mounted: bool) -> None:
         self._keys.in_flight_since = None
-        self._keys.screen = self.screen if self.screen.is_mounted else self._keys.screen
+        if was_mounted and screen is self.screen:
+            self._keys.screen = screen
         await self._release_keys()
 
     async def on_key_settled(self, message: KeySettled) -> None:
