@@ -45,17 +45,21 @@ def _interpreter_start_seconds() -> float:
 
 
 async def _probe(url: str, agent_name: str) -> dict[str, float]:
+    # In the order the CLI starts the app (cli._open_app): the database first, then the app.
+    from collect_tui.services.agents import get_agent
+    from collect_tui.services.contactability import read_jurisdictions_soon
+    from collect_tui.services.database import open_database
+
+    db = open_database(url)
+    read_jurisdictions_soon(db)
     from textual import events
 
     from collect_tui.app import CollectApp
     from collect_tui.screens.account import AccountScreen
     from collect_tui.screens.queue import QueueScreen
-    from collect_tui.services.agents import get_agent
-    from collect_tui.services.database import open_database
     from collect_tui.services.queue import QueueFilter
     from collect_tui.widgets.queue_table import QueueTable
 
-    db = open_database(url)
     agent = get_agent(db, agent_name)
     app = CollectApp(db, agent)
     painted: list[float] = []

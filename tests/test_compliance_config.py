@@ -227,3 +227,32 @@ def test_an_expired_jurisdiction_list_is_read_again_in_the_background(
             break
         threading.Event().wait(0.02)
     assert contactability._cache[key][1] == first and contactability._cache[key][1] is not first
+
+
+def test_the_first_list_read_early_is_waited_for_not_read_twice(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app starts reading the list as soon as the database is open; the queue's
+    first read then takes that list instead of walking the debtors a second time."""
+    import threading
+
+    from collect_tui.services import contactability
+
+    seed_portfolio(sqlite_db.engine, debtors=30, agents=1, seed=2)
+    contactability.forget_jurisdictions(sqlite_db)
+    reads: list[int] = []
+    release = threading.Event()
+    real = contactability._refresh
+
+    def slow(db: Database, key: int) -> list[tuple[str, str | None, str]]:
+        reads.append(key)
+        release.wait(5)
+        return real(db, key)
+
+    monkeypatch.setattr(contactability, "_refresh", slow)
+    contactability.read_jurisdictions_soon(sqlite_db)
+    contactability.read_jurisdictions_soon(sqlite_db)  # one early read, however often asked
+    threading.Timer(0.1, release.set).start()
+    found = contactability.jurisdictions_in_use(sqlite_db)
+    assert len(reads) == 1
+    assert found and found == real(sqlite_db, id(sqlite_db.engine))

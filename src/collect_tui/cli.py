@@ -604,11 +604,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def _open_app(db_url: str | None, agent_name: str) -> int:
-    from collect_tui.app import CollectApp
     from collect_tui.services.agents import UnknownAgentError, get_agent, list_agents
+    from collect_tui.services.contactability import read_jurisdictions_soon
     from collect_tui.services.database import open_database
 
     db = open_database(db_url)
+    read_jurisdictions_soon(db)  # the server reads them while the app is imported
+    from collect_tui.app import CollectApp
+
     try:
         try:
             agent = get_agent(db, agent_name)
