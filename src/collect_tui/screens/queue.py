@@ -380,21 +380,15 @@ class QueueScreen(Screen[None]):
         self.query_one(QueueTable).focus()
 
     def action_next(self) -> None:
-        self._hold_keys(True)  # keys typed ahead are for the account about to open
+        self.app.hold_keys()  # type: ignore[attr-defined]  # keys typed ahead: for the account
         self._find_next()
-
-    def _hold_keys(self, hold: bool) -> None:
-        """Hold (or let go) the keys typed ahead, in the app that orders keys."""
-        method = getattr(self.app, "hold_keys" if hold else "release_keys", None)
-        if method is not None:
-            method()
 
     @work(thread=True, exclusive=True, group="queue-next")
     def _find_next(self) -> None:
         try:
             claimed = claim_next(self.db, self.agent, session_id=self.session_id, now=clock.now())
         except Exception as exc:
-            self.app.call_from_thread(self._hold_keys, False)
+            self.app.call_from_thread(self.app.release_keys)  # type: ignore[attr-defined]
             self.app.call_from_thread(self._show_error, str(exc))
             return
         if claimed is not None:
@@ -408,7 +402,7 @@ class QueueScreen(Screen[None]):
 
     def _go_to_next(self, row: QueueRow | None) -> None:
         if row is None:
-            self._hold_keys(False)
+            self.app.release_keys()  # type: ignore[attr-defined]
             self.notify(
                 "No account can be contacted right now (contact hours, call limits or flags).",
                 title="Next",
@@ -469,7 +463,7 @@ class QueueScreen(Screen[None]):
             account_screen(self.app, self.db, self.agent, event.debtor_id, event.account),
             lambda _result: self._back_from_account(),
         )
-        self._hold_keys(False)  # keys typed after `n` go to the account screen
+        self.app.release_keys()  # type: ignore[attr-defined]  # keys after `n` go to the account
 
     @work(thread=True, group="queue-claims")
     def _warn_if_claimed(self, debtor_id: int) -> None:
