@@ -21,7 +21,7 @@ from collect_tui.services.agents import get_agent
 from collect_tui.services.claims import claim_next, new_session_id
 from collect_tui.services.compliance import ComplianceBlocked
 from collect_tui.services.database import Database
-from collect_tui.services.workspace import PromiseInput, log_contact
+from collect_tui.services.workspace import PromiseInput, StaleEdit, log_contact
 from collect_tui.storage.models import AuditEntry, Contact, Debtor, Invoice, OutboxMessage
 from collect_tui.storage.scoring import rescore, store_weights
 
@@ -60,7 +60,7 @@ def _debtor(db: Database, debtor_id: int) -> Any:
         ).one()
 
 
-def test_a_plain_save_sends_seven_or_eight_statements_and_writes_all(portfolio: Database) -> None:
+def test_a_plain_save_sends_four_or_eight_statements_and_writes_all(portfolio: Database) -> None:
     alice = get_agent(portfolio, "alice")
     debtor_id = _account(portfolio, alice)
     before = _debtor(portfolio, debtor_id)
@@ -69,10 +69,11 @@ def test_a_plain_save_sends_seven_or_eight_statements_and_writes_all(portfolio: 
             portfolio, alice, debtor_id, before.version, channel="call",
             disposition="no_answer", notes="hot path",
         )  # fmt: skip
-    # access, the one read of the rest, version bump, contact, audit, history note, and
-    # the rescore: one statement on PostgreSQL, two (facts, score) on SQLite
-    rescore_statements = 1 if portfolio.engine.dialect.name == "postgresql" else 2
-    assert len(sent) == 6 + rescore_statements, sent
+    # access, the one read of the rest, then on PostgreSQL one statement for the version
+    # bump, contact, audit and history note, and one for the rescore; on SQLite four
+    # statements for those writes and two (facts, score) for the rescore
+    expected = 4 if portfolio.engine.dialect.name == "postgresql" else 8
+    assert len(sent) == expected, sent
     after = _debtor(portfolio, debtor_id)
     assert after.version == before.version + 1
     assert after.last_contact_at is not None
@@ -94,6 +95,47 @@ def test_a_plain_save_sends_seven_or_eight_statements_and_writes_all(portfolio: 
         ).one()
     assert note[0] == oldest  # the oldest open invoice, as before
     assert "hot path" in note[1]["details"]
+
+
+def _counts(db: Database, debtor_id: int) -> tuple[int, int, int]:
+    with db.session() as session:
+        return tuple(  # type: ignore[return-value]
+            session.scalar(select(func.count()).where(column == debtor_id))
+            for column in (Contact.debtor_id, AuditEntry.debtor_id, OutboxMessage.debtor_id)
+        )
+
+
+def test_a_save_that_loses_the_race_after_its_checks_writes_nothing(portfolio: Database) -> None:
+    if portfolio.engine.dialect.name != "postgresql":
+        pytest.skip("the save's writes are one statement on PostgreSQL only")
+    alice = get_agent(portfolio, "alice")
+    debtor_id = _account(portfolio, alice)
+    before = _debtor(portfolio, debtor_id)
+    counts = _counts(portfolio, debtor_id)
+
+    def another_save_commits_first(*args: Any) -> None:
+        if "INSERT INTO contacts" in args[2] and not raced:
+            raced.append(True)
+            with portfolio.engine.begin() as other:  # another session, committed now
+                other.execute(
+                    Debtor.__table__.update()
+                    .where(Debtor.id == debtor_id)
+                    .values(version=Debtor.version + 1)
+                )
+
+    raced: list[bool] = []
+    event.listen(portfolio.engine, "before_cursor_execute", another_save_commits_first)
+    try:
+        with pytest.raises(StaleEdit):
+            log_contact(
+                portfolio, alice, debtor_id, before.version, channel="call",
+                disposition="left_message", notes="lost the race",
+            )  # fmt: skip
+    finally:
+        event.remove(portfolio.engine, "before_cursor_execute", another_save_commits_first)
+    assert raced
+    assert _counts(portfolio, debtor_id) == counts  # no contact, audit or outbox row
+    assert _debtor(portfolio, debtor_id).version == before.version + 1  # the other's bump
 
 
 def test_the_call_block_joins_the_version_bump_and_then_refuses(portfolio: Database) -> None:

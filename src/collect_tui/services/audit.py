@@ -70,7 +70,7 @@ def actor_name(actor: AgentInfo | str) -> str:
     return actor.name if isinstance(actor, AgentInfo) else str(actor)
 
 
-def _values(
+def row_values(
     actor: AgentInfo | str,
     action: str,
     entity: str,
@@ -113,7 +113,8 @@ def write(
     """Insert one audit row now on ``conn`` (the same row :func:`record` adds), without the
     ORM unit of work: for hot paths. Flush the session first if it holds earlier audit
     rows, so that the log keeps their order."""
-    conn.execute(_INSERT, _values(actor, action, entity, entity_id, before, after, debtor_id, at))
+    values = row_values(actor, action, entity, entity_id, before, after, debtor_id, at)
+    conn.execute(_INSERT, values)
 
 
 def record(
@@ -129,6 +130,6 @@ def record(
     at: datetime | None = None,
 ) -> AuditEntry:
     """Add one audit row to ``session`` (flushed with the change it describes)."""
-    entry = AuditEntry(**_values(actor, action, entity, entity_id, before, after, debtor_id, at))
+    entry = AuditEntry(**row_values(actor, action, entity, entity_id, before, after, debtor_id, at))
     session.add(entry)
     return entry

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Date,
     Integer,
     Row,
+    Select,
     String,
     and_,
     bindparam,
@@ -465,6 +466,30 @@ def _balance(invoices: Iterable[Invoice | Row[Any] | _InvoiceRef]) -> Decimal:
 _OUTBOX_INSERT = insert(OutboxMessage.__table__)
 
 
+def _outbox_row(
+    kind: str,
+    debtor_id: int,
+    invoice: Invoice | Row[Any] | _InvoiceRef | None,
+    payload: dict[str, Any],
+) -> dict[str, Any] | None:
+    """The outbox row queuing an outcome for the accounting system (None without an
+    external invoice to attach it to)."""
+    if invoice is None or not invoice.external_id:
+        return None
+    queued_at = utcnow()
+    return {
+        "idempotency_key": uuid4().hex,
+        "kind": kind,
+        "debtor_id": debtor_id,
+        "invoice_external_id": invoice.external_id,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": queued_at,
+        "created_at": queued_at,
+    }
+
+
 def _outbox(
     session: Session,
     kind: str,
@@ -473,18 +498,15 @@ def _outbox(
     payload: dict[str, Any],
 ) -> None:
     """Queue an outcome for the accounting system (skipped without an external invoice)."""
-    if invoice is None or not invoice.external_id:
-        return
-    session.connection().execute(
-        _OUTBOX_INSERT,
-        {
-            "idempotency_key": uuid4().hex,
-            "kind": kind,
-            "debtor_id": debtor_id,
-            "invoice_external_id": invoice.external_id,
-            "payload": payload,
-        },
-    )
+    row = _outbox_row(kind, debtor_id, invoice, payload)
+    if row is not None:
+        session.connection().execute(_OUTBOX_INSERT, row)
+
+
+def _history_note_row(
+    debtor_id: int, invoice: Invoice | Row[Any] | _InvoiceRef | None, text: str
+) -> dict[str, Any] | None:
+    return _outbox_row("history_note", debtor_id, invoice, {"details": _clip(text)})
 
 
 def _history_note(
@@ -549,9 +571,69 @@ def _bump_version(session: Session, debtor: Debtor, **values: Any) -> None:
     )
     if result.rowcount != 1:
         raise _VersionMismatch
+    _set_bumped(debtor, version, values)
+
+
+def _set_bumped(debtor: Debtor, version: int, values: dict[str, Any]) -> None:
+    """Show the loaded ``debtor`` what its versioned UPDATE from ``version`` wrote."""
     for key, value in values.items():
         set_committed_value(debtor, key, value)
     set_committed_value(debtor, "version", version + 1)
+
+
+_CONTACT_COLUMNS = (
+    "agent_id", "channel", "direction", "address", "started_at", "disposition",
+    "conversation", "notes", "created_at",
+)  # fmt: skip
+_AUDIT_COLUMNS = ("at", "actor", "action", "entity", "debtor_id", "before", "after")
+_NOTE_COLUMNS = (
+    "idempotency_key", "kind", "invoice_external_id", "payload", "status", "attempts",
+    "next_attempt_at", "created_at",
+)  # fmt: skip
+
+
+@cache
+def _contact_write(columns: frozenset[str], note: bool) -> Select[Any]:
+    """PostgreSQL: the debtor's versioned UPDATE (see :func:`_bump_statement`), the
+    contact, its audit row and, with ``note``, the history note's outbox row, as one
+    statement (built once per shape). It returns the contact's id, or no row (and writes
+    nothing) when the debtor is no longer at the expected version.
+
+    One statement instead of four: on a busy team server each statement costs the
+    client more CPU than the server spends running it. Parameters: the bump's, then
+    ``c_``, ``a_`` and ``o_`` plus each table's column name."""
+    tables = (Contact.__table__, AuditEntry.__table__, OutboxMessage.__table__)
+
+    def params(table: Any, prefix: str, names: Sequence[str]) -> list[Any]:
+        return [bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in names]
+
+    bumped = _bump_statement(columns).returning(_debtors.id).cte("bumped")
+    contact = (
+        insert(tables[0])
+        .from_select(
+            ["debtor_id", *_CONTACT_COLUMNS],
+            select(bumped.c.id, *params(tables[0], "c_", _CONTACT_COLUMNS)),
+            include_defaults=False,
+        )
+        .returning(tables[0].c.id)
+        .cte("contact")
+    )
+    logged = insert(tables[1]).from_select(
+        [*_AUDIT_COLUMNS, "entity_id"],
+        select(
+            *params(tables[1], "a_", _AUDIT_COLUMNS), cast(contact.c.id, tables[1].c.entity_id.type)
+        ),
+        include_defaults=False,
+    )
+    statement = select(contact.c.id).add_cte(logged.cte("logged"))
+    if note:
+        noted = insert(tables[2]).from_select(
+            ["debtor_id", *_NOTE_COLUMNS],
+            select(bumped.c.id, *params(tables[2], "o_", _NOTE_COLUMNS)),
+            include_defaults=False,
+        )
+        statement = statement.add_cte(noted.cte("noted"))
+    return statement
 
 
 def _checked(session: Session, agent: AgentInfo, debtor_id: int, expected_version: int) -> Debtor:
@@ -1616,16 +1698,6 @@ def _save_contact(
         block["contact_blocked_until"] = until
     if debtor.contact_block_reason != (reason or None):
         block["contact_block_reason"] = reason or None
-    # The version check and bump (a concurrent save that won leaves no row at the
-    # expected version), with the call block's cache columns.
-    _bump_version(session, debtor, updated_at=now, **block)
-    contact_id: int = conn.execute(
-        _CONTACT_INSERT, {"debtor_id": debtor_id, "created_at": now, **values}
-    ).scalar_one()
-    audit.write(
-        conn, agent, "contact.logged", "contact", contact_id, None,
-        {name: audit.to_jsonable(values[name]) for name in _CONTACT_FIELDS}, debtor_id, at=now,
-    )  # fmt: skip
     invoice_rows = sorted(
         (row for row in rows if row[0] == "i"), key=lambda row: (row[2] is None, row[2], row[4])
     )
@@ -1633,6 +1705,38 @@ def _save_contact(
     due_callbacks = [row[4] for row in rows if row[0] == "t"]
     weights = weights_from_text(next((row[1] for row in rows if row[0] == "w"), None))
     text = f"{code.label} ({channel} {direction}, {agent.display_name})"
+    # The history note goes out with the contact unless a promise adds to its text.
+    note_now = promise is None and bool(invoices) and bool(invoices[0].external_id)
+    if promise is None and values["notes"]:
+        text += f": {values['notes']}"
+    # The version check and bump (a concurrent save that won leaves no row at the
+    # expected version), with the call block's cache columns; then the contact.
+    audited = {name: audit.to_jsonable(values[name]) for name in _CONTACT_FIELDS}
+    bump = {"updated_at": now, **block}
+    if conn.dialect.name == "postgresql":
+        params = {"b_id": debtor_id, "b_version": expected_version, **bump}
+        params |= {f"c_{name}": value for name, value in values.items()}
+        params["c_created_at"] = now
+        logged = audit.row_values(agent, "contact.logged", "contact", None, None, audited,
+                                  debtor_id, now)  # fmt: skip
+        params |= {f"a_{name}": logged[name] for name in _AUDIT_COLUMNS}
+        note = _history_note_row(debtor_id, invoices[0], text) if note_now else None
+        if note is not None:
+            params |= {f"o_{name}": note[name] for name in _NOTE_COLUMNS}
+        found = conn.execute(_contact_write(frozenset(bump), note_now), params).first()
+        if found is None:
+            raise _VersionMismatch
+        _set_bumped(debtor, expected_version, bump)
+        contact_id: int = found[0]
+    else:
+        _bump_version(session, debtor, **bump)
+        contact_id = conn.execute(
+            _CONTACT_INSERT, {"debtor_id": debtor_id, "created_at": now, **values}
+        ).scalar_one()
+        audit.write(conn, agent, "contact.logged", "contact", contact_id, None, audited,
+                    debtor_id, at=now)  # fmt: skip
+        if note_now:
+            _history_note(session, debtor_id, invoices[0], text)
     if promise is not None:
         row = _add_promise(
             session, agent, debtor, promise, contact_id=contact_id, now=now,
@@ -1640,9 +1744,9 @@ def _save_contact(
         )  # fmt: skip
         text += f"; promised {_money(row.amount, row.currency)} by {row.due_date.isoformat()}"
         session.flush()  # its audit row goes in now, as it did before the open invoices
-    if values["notes"]:
-        text += f": {values['notes']}"
-    _history_note(session, debtor_id, invoices[0] if invoices else None, text)
+        if values["notes"]:
+            text += f": {values['notes']}"
+        _history_note(session, debtor_id, invoices[0] if invoices else None, text)
     _complete_due_callbacks(session, agent, debtor, now, due_callbacks)
     if next_action is not None:
         _add_callback(session, agent, debtor, next_action, now)
