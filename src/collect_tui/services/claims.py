@@ -36,11 +36,13 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    cast,
     delete,
     exists,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     tuple_,
@@ -61,7 +63,7 @@ from collect_tui.services.queue import (
     queue_row,
 )
 from collect_tui.storage.engine import insert_for
-from collect_tui.storage.models import Assignment, Claim, Debtor
+from collect_tui.storage.models import Assignment, AuditEntry, Claim, Debtor
 
 CLAIM_TTL = timedelta(minutes=10)
 POOL_REASON = "taken from the pool with n"
@@ -257,18 +259,101 @@ def _candidate(
     return best
 
 
-def _upsert_statement(dialect_insert: Any) -> Executable:
-    """Insert the claim, or take over an expired one or one of the same session."""
+_RELEASE_SESSION = delete(Claim.__table__).where(
+    Claim.__table__.c.session_id == bindparam("session_id", type_=Claim.session_id.type)
+)
+
+
+_AUDIT_COLUMNS = ("at", "actor", "action", "entity", "entity_id", "debtor_id", "before", "after")
+
+
+@cache
+def _postgresql_claim_write(from_pool: bool) -> Executable:
+    """PostgreSQL: a claim's writes as one statement, returning the debtor id if the
+    account is the session's now, else no row (and nothing written once rolled back).
+
+    It releases the session's other claims and takes or renews this one (the upsert's
+    parameters); ``from_pool`` also assigns the account to the agent, as
+    :func:`_take_from_pool` does, with its history and audit rows (parameters ``now``,
+    ``reason`` and ``a_`` plus the audit column names). One statement instead of two to
+    five: on a busy team server each costs the client more CPU than the server."""
+    claims = Claim.__table__
+    released = (
+        delete(claims)
+        .where(
+            claims.c.session_id == bindparam("session_id", type_=claims.c.session_id.type),
+            claims.c.debtor_id != bindparam("debtor_id", type_=claims.c.debtor_id.type),
+        )
+        .cte("released")
+    )
+    if not from_pool:
+        return _upsert_for("postgresql").add_cte(released)  # type: ignore[attr-defined,no-any-return]
+    taken = _TAKE.returning(_debtors.id).cte("taken")
+    history, log = Assignment.__table__, AuditEntry.__table__
+    agent_id = bindparam("agent_id", type_=history.c.to_agent_id.type)
+    assigned = insert(history).from_select(
+        ["debtor_id", "from_agent_id", "to_agent_id", "by_agent_id", "reason", "at"],
+        select(
+            taken.c.id, cast(null(), history.c.from_agent_id.type), agent_id, agent_id,
+            bindparam("reason", type_=history.c.reason.type),
+            bindparam("now", type_=history.c.at.type),
+        ),
+        include_defaults=False,
+    )  # fmt: skip
+    audited = insert(log).from_select(
+        list(_AUDIT_COLUMNS),
+        select(*(bindparam(f"a_{name}", type_=log.c[name].type) for name in _AUDIT_COLUMNS)
+               ).select_from(taken),
+        include_defaults=False,
+    )  # fmt: skip
+    # The claim row only for an account taken now: no row taken, no claim, no id back.
+    return _upsert_statement(insert_for("postgresql"), taken).add_cte(  # type: ignore[attr-defined,no-any-return]
+        assigned.cte("assigned"), audited.cte("audited"), released
+    )
+
+
+def _claim_on_postgresql(
+    conn: Connection, agent: AgentInfo, session_id: str, debtor_id: int, now: datetime,
+    ttl: timedelta, from_pool: bool,
+) -> bool:  # fmt: skip
+    """Run :func:`_postgresql_claim_write`; True if the account is the session's now."""
+    params: dict[str, Any] = {
+        "debtor_id": debtor_id,
+        "agent_id": agent.id,
+        "session_id": session_id,
+        "claimed_at": now,
+        "expires_at": now + ttl,
+    }
+    if from_pool:
+        params |= {"now": now, "reason": POOL_REASON}
+        audited = audit.row_values(
+            agent, "claim_from_pool", "debtor", debtor_id, {"agent": None},
+            {"agent": agent.name}, debtor_id, now,
+        )  # fmt: skip
+        params |= {f"a_{name}": value for name, value in audited.items()}
+    return conn.execute(_postgresql_claim_write(from_pool), params).first() is not None
+
+
+def _upsert_statement(dialect_insert: Any, taken: Any = None) -> Executable:
+    """Insert the claim, or take over an expired one or one of the same session (given
+    ``taken``, a CTE of debtor ids, for the account it holds, if any)."""
     claims = Claim.__table__.c
     now = bindparam("claimed_at", type_=claims.claimed_at.type)
     session_id = bindparam("session_id", type_=claims.session_id.type)
-    statement = dialect_insert(Claim.__table__).values(
-        debtor_id=bindparam("debtor_id", type_=claims.debtor_id.type),
-        agent_id=bindparam("agent_id", type_=claims.agent_id.type),
-        session_id=session_id,
-        claimed_at=now,
-        expires_at=bindparam("expires_at", type_=claims.expires_at.type),
-    )
+    values = {
+        "debtor_id": bindparam("debtor_id", type_=claims.debtor_id.type),
+        "agent_id": bindparam("agent_id", type_=claims.agent_id.type),
+        "session_id": session_id,
+        "claimed_at": now,
+        "expires_at": bindparam("expires_at", type_=claims.expires_at.type),
+    }
+    if taken is None:
+        statement = dialect_insert(Claim.__table__).values(**values)
+    else:
+        values["debtor_id"] = taken.c.id
+        statement = dialect_insert(Claim.__table__).from_select(
+            list(values), select(*values.values()), include_defaults=False
+        )
     return statement.on_conflict_do_update(
         index_elements=[claims.debtor_id],
         set_={k: statement.excluded[k] for k in ("agent_id", "session_id", "claimed_at",
@@ -332,11 +417,6 @@ def _take_from_pool(conn: Connection, agent: AgentInfo, debtor_id: int, now: dat
     return True
 
 
-_RELEASE_SESSION = delete(Claim.__table__).where(
-    Claim.__table__.c.session_id == bindparam("session_id", type_=Claim.session_id.type)
-)
-
-
 _EXPIRED = delete(Claim.__table__).where(
     Claim.__table__.c.expires_at <= bindparam("now", type_=Claim.expires_at.type)
 )
@@ -366,20 +446,28 @@ def claim_next(
     for _ in range(_ATTEMPTS):
         try:
             with db.transaction() as conn:
-                # Writing first also takes SQLite's write lock before anything is read, so
-                # two sessions cannot both pick the same account from one snapshot.
-                conn.execute(_RELEASE_SESSION, {"session_id": session_id})
-                if db.dialect == "sqlite":
+                postgresql = db.dialect == "postgresql"
+                if not postgresql:
+                    # Writing first also takes SQLite's write lock before anything is
+                    # read, so two sessions cannot both pick one account from a snapshot.
+                    conn.execute(_RELEASE_SESSION, {"session_id": session_id})
                     conn.execute(_EXPIRED, {"now": now})
                 candidate = _candidate(conn, db, agent, session_id, now, pool)
                 if candidate is None:
+                    if postgresql:
+                        conn.execute(_RELEASE_SESSION, {"session_id": session_id})
                     return None
                 row, from_pool = candidate
                 debtor_id = row.id
-                if from_pool and not _take_from_pool(conn, agent, debtor_id, now):
-                    raise _LostRace
-                if not _upsert_claim(conn, db, agent, session_id, debtor_id, now, ttl):
-                    raise _LostRace
+                if postgresql:
+                    if not _claim_on_postgresql(conn, agent, session_id, debtor_id, now, ttl,
+                                                from_pool):  # fmt: skip
+                        raise _LostRace
+                else:
+                    if from_pool and not _take_from_pool(conn, agent, debtor_id, now):
+                        raise _LostRace
+                    if not _upsert_claim(conn, db, agent, session_id, debtor_id, now, ttl):
+                        raise _LostRace
         except _LostRace:
             continue
         version = row.version + 1 if from_pool else row.version  # taking it bumped it
