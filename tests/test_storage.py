@@ -204,3 +204,24 @@ def test_a_pooled_connection_that_died_while_idle_is_replaced_not_reported(
         assert len(pings) == 1
     finally:
         database.close()
+
+
+@pytest.mark.postgres
+def test_a_statement_run_again_on_a_connection_is_prepared_on_the_server(
+    pg_server: object,
+) -> None:
+    """The second run of a statement on a connection prepares it, so PostgreSQL stops
+    planning it afresh each time (psycopg alone waits for the sixth run)."""
+    url = pg_server.create_database("prepared")  # type: ignore[attr-defined]
+    database = open_database(url)
+    statement = select(Debtor.id).where(Debtor.id == 1)
+    prepared = text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE :text")
+    like = {"text": "%FROM debtors%debtors.id = $1%"}
+    try:
+        with database.engine.connect() as conn:
+            conn.execute(statement).all()
+            assert conn.execute(prepared, like).scalar_one() == 0  # once: not yet
+            conn.execute(statement).all()
+            assert conn.execute(prepared, like).scalar_one() == 1
+    finally:
+        database.close()

@@ -172,6 +172,13 @@ def vacuum_analyze(engine: Engine, tables: Sequence[str] = ()) -> None:
         conn.exec_driver_sql("VACUUM (ANALYZE) " + ", ".join(tables))
 
 
+# psycopg prepares a statement server-side at its second execution on a connection (its
+# default waits for the sixth). Until then PostgreSQL plans it afresh each time, and the
+# hot path's larger statements take 3-15 ms to plan: with 50 agents connecting at once,
+# planning was 40% of the server's CPU over the first 30 s (bench/team_load.py).
+PREPARE_THRESHOLD = 1
+
+
 def make_engine(url: str, *, echo: bool = False, pool_size: int | None = None) -> Engine:
     """Create an engine for ``url`` (SQLite: WAL and foreign keys on) and check it connects.
 
@@ -187,7 +194,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int | None = None) -
         _prepare_sqlite_file(parsed)
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs["connect_args"] = {"connect_timeout": 5}
+        kwargs["connect_args"] = {"connect_timeout": 5, "prepare_threshold": PREPARE_THRESHOLD}
     try:
         engine = create_engine(parsed, **kwargs)
     except NoSuchModuleError:
