@@ -59,6 +59,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import cache
 from math import ceil, floor
 from typing import Literal, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -283,11 +284,16 @@ class _FrequencyFacts:
         word = "call/text attempts" if rule.counts_text_messages else "call attempts"
         period = rule.period_days
         worst: tuple[int, date] | None = None
+        # Every window of ``period`` days that holds ``day``: the counts of the days from
+        # period - 1 before it to period - 1 after it, summed as the window slides.
+        first = day - timedelta(days=period - 1)
+        counts = [self.counted[first + timedelta(days=i)] for i in range(2 * period - 1)]
+        n = sum(counts[:period])
         for offset in range(period):
-            start = day - timedelta(days=period - 1 - offset)
-            n = sum(self.counted[start + timedelta(days=i)] for i in range(period))
+            if offset:
+                n += counts[offset + period - 1] - counts[offset - 1]
             if n + 1 > rule.max_attempts and (worst is None or n > worst[0]):
-                worst = (n, start)
+                worst = (n, first + timedelta(days=offset))
         if worst is not None:
             n, start = worst
             end = start + timedelta(days=period - 1)
@@ -804,6 +810,7 @@ def _last_weekday(year: int, month: int, weekday: int) -> date:
     return last - timedelta(days=(last.weekday() - weekday) % 7)
 
 
+@cache
 def us_legal_public_holidays(year: int) -> frozenset[date]:
     """The legal public holidays of 5 U.S.C. 6103(a) in ``year``, with their observed
     days (6103(b): Saturday -> Friday, Sunday -> Monday) also included.
