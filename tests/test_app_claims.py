@@ -205,3 +205,26 @@ async def test_keys_typed_after_next_go_to_the_account_it_opens(seeded: Database
                                                   Contact.started_at == FIXED_NOW)
             ).all()  # fmt: skip
         assert logged == ["no_answer"]
+
+
+async def test_keys_typed_after_enter_go_to_the_account_it_opens(seeded: Database) -> None:
+    """`enter`, `c`, `n`, `ctrl+s` in one burst: the selected account opens and the call
+    is logged on it, although the account is still being read when `c` arrives."""
+    alice = get_agent(seeded, "alice")
+    app = CollectApp(seeded, alice)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app)
+        second = app.screen.rows[1].debtor_id  # type: ignore[attr-defined]
+        burst(app, "down", "enter", "c", "n", "ctrl+s")
+        for _ in range(3):
+            await _settle(app)
+            await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, AccountScreen), screen
+        assert screen.debtor_id == second  # the row the cursor went down to
+        with seeded.session() as session:
+            logged = session.scalars(
+                select(Contact.disposition).where(Contact.debtor_id == screen.debtor_id,
+                                                  Contact.started_at == FIXED_NOW)
+            ).all()  # fmt: skip
+        assert logged == ["no_answer"]

@@ -336,6 +336,7 @@ class AccountScreen(Screen[None]):
         self.load_error: str | None = None
         self._given = account if account is not None and account.debtor.id == debtor_id else None
         self._opened = 0  # bumps on each account shown: a late read of another is dropped
+        self._holding_keys = False  # keys typed wait for the account being read
         self._pane_ready: dict[str, asyncio.Event] = {}  # panes built (set) or being built
 
     def compose(self) -> ComposeResult:
@@ -369,6 +370,7 @@ class AccountScreen(Screen[None]):
         if given is not None:
             self._show(given)
         else:
+            self._hold_keys_until_shown()
             self.reload()
 
     def show_debtor(self, debtor_id: int, account: AccountView | None = None) -> None:
@@ -395,6 +397,7 @@ class AccountScreen(Screen[None]):
             self._show(account)
         else:
             self.query_one(AccountHeader).update("Loading account...", layout=False)
+            self._hold_keys_until_shown()
             self.reload()
 
     # Panes -----------------------------------------------------------------------------
@@ -489,6 +492,17 @@ class AccountScreen(Screen[None]):
             self._show(account)
         else:
             self._refused(error or "Could not load the account")
+        if self._holding_keys:
+            self._holding_keys = False
+            self.app.release_keys()  # type: ignore[attr-defined]
+
+    def _hold_keys_until_shown(self) -> None:
+        """Keys typed before the account is read (``c`` right after enter) wait for it,
+        as its forms need it; the app lets them go after a few seconds at most."""
+        hold_keys = getattr(self.app, "hold_keys", None)
+        if hold_keys is not None:
+            hold_keys()
+            self._holding_keys = True
 
     def _timeline_page(
         self, kinds: frozenset[str] | None, before: datetime | None, limit: int

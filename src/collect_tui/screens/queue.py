@@ -137,7 +137,7 @@ class QueueScreen(Screen[None]):
         yield Static("Loading queue...", id="queue-summary")
         yield Static("", id="queue-filters")
         yield Input(placeholder="Search name, invoice, phone, email", id="queue-search")
-        yield QueueTable(id="queue-table")
+        yield QueueTable(id="queue-table", opens_accounts=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -457,13 +457,15 @@ class QueueScreen(Screen[None]):
 
     def on_queue_screen_account_chosen(self, event: QueueScreen.AccountChosen) -> None:
         """Open the chosen account; back on the queue, refresh it keeping the cursor."""
+        # The keys held since `n` or enter go to the account screen, which holds them
+        # again until it has read an account it was not given.
+        self.app.release_keys()  # type: ignore[attr-defined]
         if not event.claimed:  # an account `n` just claimed is open in no other session
             self._warn_if_claimed(event.debtor_id)
         self.app.push_screen(
             account_screen(self.app, self.db, self.agent, event.debtor_id, event.account),
             lambda _result: self._back_from_account(),
         )
-        self.app.release_keys()  # type: ignore[attr-defined]  # keys after `n` go to the account
 
     @work(thread=True, group="queue-claims")
     def _warn_if_claimed(self, debtor_id: int) -> None:
@@ -510,4 +512,6 @@ class QueueScreen(Screen[None]):
     def on_data_table_row_selected(self, event: QueueTable.RowSelected) -> None:
         row = self.selected_row()
         if row is not None:
-            self.post_message(self.AccountChosen(row.debtor_id))
+            self.post_message(self.AccountChosen(row.debtor_id))  # it releases the keys
+        else:
+            self.app.release_keys()  # type: ignore[attr-defined]  # held by the table

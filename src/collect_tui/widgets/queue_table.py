@@ -70,6 +70,19 @@ class QueueTable(DataTable[Text]):
             header = Text(label, justify="right" if key == "balance" else "left")
             self.add_column(header, width=width, key=key)
 
+    def __init__(self, *, opens_accounts: bool = False, id: str | None = None) -> None:
+        """``opens_accounts``: enter opens the row's account (the agent's own queue)."""
+        super().__init__(id=id)
+        self.opens_accounts = opens_accounts
+
+    def action_select_cursor(self) -> None:
+        """Enter: select the row. Where that opens the account, keys typed right after
+        belong to it, so the app holds them until the account's screen releases them."""
+        hold_keys = getattr(self.app, "hold_keys", None)
+        if self.opens_accounts and hold_keys is not None and self.row_count:
+            hold_keys()
+        super().action_select_cursor()
+
     def append_rows(self, rows: list[QueueRow], now: datetime | None = None) -> None:
         """Add rows below those already shown."""
         now = now or clock.now()
