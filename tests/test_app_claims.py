@@ -185,6 +185,18 @@ async def test_next_again_reuses_the_screen_and_claims_only_the_new_account(
         assert _claims(seeded, app.session_id) == []
 
 
+def _logged_now(db: Database, debtor_id: int) -> list[str]:
+    """The dispositions of the contacts logged on ``debtor_id`` at the tests' fixed now."""
+    with db.session() as session:
+        return list(
+            session.scalars(
+                select(Contact.disposition).where(
+                    Contact.debtor_id == debtor_id, Contact.started_at == FIXED_NOW
+                )
+            )
+        )
+
+
 async def test_keys_typed_after_next_go_to_the_account_it_opens(seeded: Database) -> None:
     """`n`, `c`, `n`, `ctrl+s` in one burst: the next account opens and the call is
     logged on it, although the claim is still running when `c` arrives."""
@@ -199,12 +211,7 @@ async def test_keys_typed_after_next_go_to_the_account_it_opens(seeded: Database
         screen = app.screen
         assert isinstance(screen, AccountScreen), screen
         assert _claims(seeded, app.session_id) == [screen.debtor_id]
-        with seeded.session() as session:
-            logged = session.scalars(
-                select(Contact.disposition).where(Contact.debtor_id == screen.debtor_id,
-                                                  Contact.started_at == FIXED_NOW)
-            ).all()  # fmt: skip
-        assert logged == ["no_answer"]
+        assert _logged_now(seeded, screen.debtor_id) == ["no_answer"]
 
 
 async def test_keys_typed_after_enter_go_to_the_account_it_opens(seeded: Database) -> None:
@@ -222,9 +229,4 @@ async def test_keys_typed_after_enter_go_to_the_account_it_opens(seeded: Databas
         screen = app.screen
         assert isinstance(screen, AccountScreen), screen
         assert screen.debtor_id == second  # the row the cursor went down to
-        with seeded.session() as session:
-            logged = session.scalars(
-                select(Contact.disposition).where(Contact.debtor_id == screen.debtor_id,
-                                                  Contact.started_at == FIXED_NOW)
-            ).all()  # fmt: skip
-        assert logged == ["no_answer"]
+        assert _logged_now(seeded, screen.debtor_id) == ["no_answer"]

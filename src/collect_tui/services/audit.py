@@ -70,6 +70,10 @@ def actor_name(actor: AgentInfo | str) -> str:
     return actor.name if isinstance(actor, AgentInfo) else str(actor)
 
 
+# The columns :func:`row_values` fills, in the table's order.
+COLUMNS = ("at", "actor", "action", "entity", "entity_id", "debtor_id", "before", "after")
+
+
 def row_values(
     actor: AgentInfo | str,
     action: str,

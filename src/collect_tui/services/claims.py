@@ -264,9 +264,6 @@ _RELEASE_SESSION = delete(Claim.__table__).where(
 )
 
 
-_AUDIT_COLUMNS = ("at", "actor", "action", "entity", "entity_id", "debtor_id", "before", "after")
-
-
 @cache
 def _postgresql_claim_write(from_pool: bool) -> Executable:
     """PostgreSQL: a claim's writes as one statement, returning the debtor id if the
@@ -301,8 +298,8 @@ def _postgresql_claim_write(from_pool: bool) -> Executable:
         include_defaults=False,
     )  # fmt: skip
     audited = insert(log).from_select(
-        list(_AUDIT_COLUMNS),
-        select(*(bindparam(f"a_{name}", type_=log.c[name].type) for name in _AUDIT_COLUMNS)
+        list(audit.COLUMNS),
+        select(*(bindparam(f"a_{name}", type_=log.c[name].type) for name in audit.COLUMNS)
                ).select_from(taken),
         include_defaults=False,
     )  # fmt: skip

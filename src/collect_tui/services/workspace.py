@@ -585,7 +585,8 @@ _CONTACT_COLUMNS = (
     "agent_id", "channel", "direction", "address", "started_at", "disposition",
     "conversation", "notes", "created_at",
 )  # fmt: skip
-_AUDIT_COLUMNS = ("at", "actor", "action", "entity", "debtor_id", "before", "after")
+# The audit row's columns but its entity id (the contact's, known in the statement).
+_AUDIT_COLUMNS = tuple(name for name in audit.COLUMNS if name != "entity_id")
 _NOTE_COLUMNS = (
     "idempotency_key", "kind", "invoice_external_id", "payload", "status", "attempts",
     "next_attempt_at", "created_at",
