@@ -21,6 +21,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal,
     or_,
     select,
     text,
@@ -210,19 +211,31 @@ def contactable_clause(db: Database, now: datetime) -> object:
     )
 
 
-def _search_clause(text: str) -> object:
+def _search_clause(text: str, dialect: str) -> object:
     term = text.strip()
     pattern = f"%{term.lower()}%"
     digits = "".join(ch for ch in term if ch.isdigit())
+
+    def any_of(table: Any, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+        """The debtor has a row in ``table`` that meets ``conditions``."""
+        found = select(literal(1)).where(table.debtor_id == Debtor.id, *conditions)
+        if dialect == "postgresql":
+            # Checked row by row through the table's debtor index, for the accounts the
+            # queue walks until the page is full. Without the fence, PostgreSQL first
+            # scanned the whole table to hash every match (1M invoices: 115 ms a
+            # keystroke, whatever the page needed).
+            found = found.offset(0)
+        return exists(found)
+
     clauses = [
         func.lower(Debtor.name).like(pattern),
-        exists().where(Invoice.debtor_id == Debtor.id, func.lower(Invoice.number).like(pattern)),
-        exists().where(Email.debtor_id == Debtor.id, func.lower(Email.address).like(pattern)),
+        any_of(Invoice, func.lower(Invoice.number).like(pattern)),
+        any_of(Email, func.lower(Email.address).like(pattern)),
     ]
     if len(digits) >= 3:
         # Phone numbers are stored formatted; compare on digits typed in any format.
         stripped = func.replace(func.replace(func.replace(Phone.number, " ", ""), "-", ""), "+", "")
-        clauses.append(exists().where(Phone.debtor_id == Debtor.id, stripped.like(f"%{digits}%")))
+        clauses.append(any_of(Phone, stripped.like(f"%{digits}%")))
     return or_(*clauses)
 
 
@@ -268,7 +281,7 @@ def _filtered(
     if queue_filter.contactable_now:
         query = query.where(contactable_clause(db, now))
     if len(queue_filter.search.strip()) >= SEARCH_MIN_CHARS:
-        query = query.where(_search_clause(queue_filter.search))
+        query = query.where(_search_clause(queue_filter.search, db.dialect))
     return query
 
 
