@@ -314,13 +314,7 @@ def _claim_on_postgresql(
     ttl: timedelta, from_pool: bool,
 ) -> bool:  # fmt: skip
     """Run :func:`_postgresql_claim_write`; True if the account is the session's now."""
-    params: dict[str, Any] = {
-        "debtor_id": debtor_id,
-        "agent_id": agent.id,
-        "session_id": session_id,
-        "claimed_at": now,
-        "expires_at": now + ttl,
-    }
+    params = _claim_params(agent, session_id, debtor_id, now, ttl)
     if from_pool:
         params |= {"now": now, "reason": POOL_REASON}
         audited = audit.row_values(
@@ -370,14 +364,21 @@ def _upsert_claim(
     now: datetime, ttl: timedelta,
 ) -> bool:  # fmt: skip
     """Take or renew the claim unless another session holds it live; True if ours now."""
-    params = {
+    params = _claim_params(agent, session_id, debtor_id, now, ttl)
+    return conn.execute(_upsert_for(db.dialect), params).first() is not None
+
+
+def _claim_params(
+    agent: AgentInfo, session_id: str, debtor_id: int, now: datetime, ttl: timedelta
+) -> dict[str, Any]:
+    """The parameters of the claim upsert (:func:`_upsert_statement`)."""
+    return {
         "debtor_id": debtor_id,
         "agent_id": agent.id,
         "session_id": session_id,
         "claimed_at": now,
         "expires_at": now + ttl,
     }
-    return conn.execute(_upsert_for(db.dialect), params).first() is not None
 
 
 _TAKE = (

@@ -1706,10 +1706,11 @@ def _save_contact(
     due_callbacks = [row[4] for row in rows if row[0] == "t"]
     weights = weights_from_text(next((row[1] for row in rows if row[0] == "w"), None))
     text = f"{code.label} ({channel} {direction}, {agent.display_name})"
+    notes_suffix = f": {values['notes']}" if values["notes"] else ""
     # The history note goes out with the contact unless a promise adds to its text.
     note_now = promise is None and bool(invoices) and bool(invoices[0].external_id)
-    if promise is None and values["notes"]:
-        text += f": {values['notes']}"
+    if promise is None:
+        text += notes_suffix
     # The version check and bump (a concurrent save that won leaves no row at the
     # expected version), with the call block's cache columns; then the contact.
     audited = {name: audit.to_jsonable(values[name]) for name in _CONTACT_FIELDS}
@@ -1745,8 +1746,7 @@ def _save_contact(
         )  # fmt: skip
         text += f"; promised {_money(row.amount, row.currency)} by {row.due_date.isoformat()}"
         session.flush()  # its audit row goes in now, as it did before the open invoices
-        if values["notes"]:
-            text += f": {values['notes']}"
+        text += notes_suffix
         _history_note(session, debtor_id, invoices[0] if invoices else None, text)
     _complete_due_callbacks(session, agent, debtor, now, due_callbacks)
     if next_action is not None:

@@ -62,6 +62,11 @@ class QueueTable(DataTable[Text]):
     segments for a fraction of the cost, which is most of a filter change's repaint.
     """
 
+    def __init__(self, *, opens_accounts: bool = False, id: str | None = None) -> None:
+        """``opens_accounts``: enter opens the row's account (the agent's own queue)."""
+        super().__init__(id=id)
+        self.opens_accounts = opens_accounts
+
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
@@ -69,11 +74,6 @@ class QueueTable(DataTable[Text]):
         for key, label, width in COLUMNS:
             header = Text(label, justify="right" if key == "balance" else "left")
             self.add_column(header, width=width, key=key)
-
-    def __init__(self, *, opens_accounts: bool = False, id: str | None = None) -> None:
-        """``opens_accounts``: enter opens the row's account (the agent's own queue)."""
-        super().__init__(id=id)
-        self.opens_accounts = opens_accounts
 
     def action_select_cursor(self) -> None:
         """Enter: select the row. Where that opens the account, keys typed right after
