@@ -8,13 +8,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import inspect, select, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy import bindparam, inspect, select, text
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.schema import CreateIndex
 
 from collect_tui.services.database import Database, open_database
-from collect_tui.storage.engine import StorageError, make_engine
+from collect_tui.storage.driver import run_on_driver
+from collect_tui.storage.engine import AuditLogImmutable, StorageError, make_engine
 from collect_tui.storage.migrate import (
     current_revision,
     ensure_schema,
@@ -22,7 +23,14 @@ from collect_tui.storage.migrate import (
     packaged_head,
     upgrade,
 )
-from collect_tui.storage.models import PARTIAL_INDEXES, Agent, Base, Debtor, Invoice
+from collect_tui.storage.models import (
+    PARTIAL_INDEXES,
+    Agent,
+    AuditEntry,
+    Base,
+    Debtor,
+    Invoice,
+)
 
 
 def test_empty_database_is_migrated_on_first_use(db: Database) -> None:
@@ -225,3 +233,31 @@ def test_a_statement_run_again_on_a_connection_is_prepared_on_the_server(
             assert conn.execute(prepared, like).scalar_one() == 1
     finally:
         database.close()
+
+
+def test_statements_sent_straight_to_the_driver_convert_check_and_report_as_execute_does(
+    db: Database,
+) -> None:
+    agents = Agent.__table__
+    add = agents.insert().values(
+        name=bindparam("name"), display_name="Ana", role="agent", settlement_limit=0,
+        active=True, version=1, created_at=bindparam("at"),
+    )  # fmt: skip
+    local = datetime(2026, 3, 8, 1, 30, tzinfo=timezone(timedelta(hours=-5)))
+    with db.engine.begin() as conn:
+        assert run_on_driver(conn, add.returning(agents.c.id), {"name": "ana", "at": local})
+        run_on_driver(conn, add, {"name": "bea", "at": local})
+        found = run_on_driver(
+            conn,
+            select(agents.c.name).where(agents.c.name.in_(bindparam("names", expanding=True))),
+            {"names": ["ana", "bea", "cid"]},
+        )
+        assert sorted(row[0] for row in found) == ["ana", "bea"]
+    with db.session() as session:
+        assert session.scalars(select(Agent.created_at).where(Agent.name == "ana")).one() == local
+    with pytest.raises(StatementError, match="naive datetime"), db.engine.begin() as conn:
+        run_on_driver(conn, add, {"name": "cid", "at": datetime(2026, 1, 1)})
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:
+        run_on_driver(conn, add, {"name": "ana", "at": local})
+    with pytest.raises(AuditLogImmutable), db.engine.begin() as conn:
+        run_on_driver(conn, AuditEntry.__table__.delete(), {})

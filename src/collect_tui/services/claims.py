@@ -45,6 +45,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     tuple_,
     union_all,
     update,
@@ -62,6 +63,7 @@ from collect_tui.services.queue import (
     excluded_clause,
     queue_row,
 )
+from collect_tui.storage.driver import run_on_driver
 from collect_tui.storage.engine import insert_for
 from collect_tui.storage.models import Assignment, AuditEntry, Claim, Debtor
 
@@ -210,7 +212,7 @@ def _one_read(*branches: tuple[int, Select[Any]]) -> Select[Any]:
 
 # For the rest of the claim's transaction (its other statements are planned generically
 # by then anyway).
-_GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+_GENERIC_PLANS = text("SET LOCAL plan_cache_mode = force_generic_plan")
 
 
 @cache
@@ -243,7 +245,7 @@ def _candidate(
         # Its text is the same at every claim, so the driver prepares it; planned afresh
         # each time, PostgreSQL spent longer planning the three queries than running
         # them. The generic plan walks the same indexes whatever the parameters.
-        conn.exec_driver_sql(_GENERIC_PLANS)
+        run_on_driver(conn, _GENERIC_PLANS, {})
     found_by_branch = {row[-1]: row for row in conn.execute(statement, params)}
     callback = found_by_branch.get(_CALLBACK_BRANCH)
     if callback is not None:
@@ -322,7 +324,7 @@ def _claim_on_postgresql(
             {"agent": agent.name}, debtor_id, now,
         )  # fmt: skip
         params |= {f"a_{name}": value for name, value in audited.items()}
-    return conn.execute(_postgresql_claim_write(from_pool), params).first() is not None
+    return bool(run_on_driver(conn, _postgresql_claim_write(from_pool), params))
 
 
 def _upsert_statement(dialect_insert: Any, taken: Any = None) -> Executable:

@@ -75,6 +75,7 @@ from collect_tui.domain.zones import zone_or_utc
 from collect_tui.services import audit
 from collect_tui.services.agents import AgentInfo, SignInRevoked, is_supervisor_now
 from collect_tui.services.database import Database
+from collect_tui.storage.driver import run_on_driver
 from collect_tui.storage.models import (
     MONEY,
     Agent,
@@ -1725,11 +1726,11 @@ def _save_contact(
         note = _history_note_row(debtor_id, invoices[0], text) if note_now else None
         if note is not None:
             params |= {f"o_{name}": note[name] for name in _NOTE_COLUMNS}
-        found = conn.execute(_contact_write(frozenset(bump), note_now), params).first()
-        if found is None:
+        found = run_on_driver(conn, _contact_write(frozenset(bump), note_now), params)
+        if not found:
             raise _VersionMismatch
         _set_bumped(debtor, expected_version, bump)
-        contact_id: int = found[0]
+        contact_id: int = found[0][0]
     else:
         _bump_version(session, debtor, **bump)
         contact_id = conn.execute(

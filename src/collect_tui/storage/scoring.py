@@ -82,6 +82,7 @@ from sqlalchemy.exc import OperationalError
 
 from collect_tui.domain.aging import BUCKETS, bucket_due_date_floors
 from collect_tui.domain.priority import DEFAULT_WEIGHTS, EXCLUDED_SCORE, PriorityWeights
+from collect_tui.storage.driver import run_on_driver
 from collect_tui.storage.models import (
     MONEY,
     PROMISE_FACTS,
@@ -977,7 +978,7 @@ def _run(
         )
         count = 0
         for ids in _chunks(debtor_ids):  # rows whose facts and score stay are not written
-            conn.execute(apply, {**params, "prio_ids": ids})
+            run_on_driver(conn, apply, {**params, "prio_ids": ids})
             count += len(ids)
         return count
     if debtor_ids is not None:
