@@ -14,7 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.schema import CreateIndex
 
 from collect_tui.services.database import Database, open_database
-from collect_tui.storage.driver import run_on_driver
+from collect_tui.storage.driver import read_on_driver, run_on_driver
 from collect_tui.storage.engine import AuditLogImmutable, StorageError, make_engine
 from collect_tui.storage.migrate import (
     current_revision,
@@ -253,8 +253,14 @@ def test_statements_sent_straight_to_the_driver_convert_check_and_report_as_exec
             {"names": ["ana", "bea", "cid"]},
         )
         assert sorted(row[0] for row in found) == ["ana", "bea"]
-    with db.session() as session:
-        assert session.scalars(select(Agent.created_at).where(Agent.name == "ana")).one() == local
+    with db.engine.begin() as conn:
+        (ana,) = read_on_driver(
+            conn,
+            select(agents.c.created_at, agents.c.settlement_limit).where(agents.c.name == "ana"),
+            {},
+        )
+    assert ana.created_at == local and ana.created_at.tzinfo == UTC  # as execute reads it
+    assert ana.settlement_limit == 0 and isinstance(ana.settlement_limit, Decimal)
     with pytest.raises(StatementError, match="naive datetime"), db.engine.begin() as conn:
         run_on_driver(conn, add, {"name": "cid", "at": datetime(2026, 1, 1)})
     with pytest.raises(IntegrityError), db.engine.begin() as conn:

@@ -63,7 +63,7 @@ from collect_tui.services.queue import (
     excluded_clause,
     queue_row,
 )
-from collect_tui.storage.driver import run_on_driver
+from collect_tui.storage.driver import read_on_driver, run_on_driver
 from collect_tui.storage.engine import insert_for
 from collect_tui.storage.models import Assignment, AuditEntry, Claim, Debtor
 
@@ -246,7 +246,7 @@ def _candidate(
         # each time, PostgreSQL spent longer planning the three queries than running
         # them. The generic plan walks the same indexes whatever the parameters.
         run_on_driver(conn, _GENERIC_PLANS, {})
-    found_by_branch = {row[-1]: row for row in conn.execute(statement, params)}
+    found_by_branch = {row[-1]: row for row in read_on_driver(conn, statement, params)}
     callback = found_by_branch.get(_CALLBACK_BRANCH)
     if callback is not None:
         return callback, False

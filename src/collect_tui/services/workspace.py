@@ -75,7 +75,7 @@ from collect_tui.domain.zones import zone_or_utc
 from collect_tui.services import audit
 from collect_tui.services.agents import AgentInfo, SignInRevoked, is_supervisor_now
 from collect_tui.services.database import Database
-from collect_tui.storage.driver import run_on_driver
+from collect_tui.storage.driver import read_on_driver, run_on_driver
 from collect_tui.storage.models import (
     MONEY,
     Agent,
@@ -1680,9 +1680,9 @@ def _save_contact(
     # Holds, disputes and do-not-contact marks: read once for the check and the block;
     # the calls too, from the earlier of the two instants they are judged at.
     since = min(started, now) - timedelta(days=HISTORY_DAYS)
-    rows = conn.execute(
-        _save_reads(), {"debtor_id": debtor_id, "since": since, "until": now + CALLBACK_EARLY}
-    ).all()
+    rows = read_on_driver(
+        conn, _save_reads(), {"debtor_id": debtor_id, "since": since, "until": now + CALLBACK_EARLY}
+    )
     subject, calls = subject_and_calls_from(debtor, rows)
     if direction == "outbound":  # inbound contacts are always loggable
         check_outbound(
