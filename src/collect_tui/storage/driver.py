@@ -38,10 +38,8 @@ _Processors = dict[str, Callable[[Any], Any]]
 _compiled: dict[tuple[ClauseElement, str], tuple[Compiled, _Processors]] = {}
 _COMPILED_BOUND = 256
 # A read's row maker and its columns' result processors, found at its first rows.
-_shapes: dict[
-    tuple[ClauseElement, str, str],
-    tuple[Callable[[Any], Any], list[tuple[int, Callable[[Any], Any]]]],
-] = {}
+_Converters = list[tuple[int, Callable[[Any], Any]]]
+_shapes: dict[tuple[ClauseElement, str], tuple[Callable[[Any], Any], _Converters]] = {}
 
 
 def _compile(statement: ClauseElement, conn: Connection) -> tuple[Compiled, _Processors]:
@@ -78,7 +76,7 @@ def read_on_driver(conn: Connection, query: SelectBase, params: Mapping[str, Any
     rows, description = _execute(conn, query, params)
     if not rows:
         return []
-    key = (query, conn.dialect.name, "rows")
+    key = (query, conn.dialect.name)
     shape = _shapes.get(key)
     if shape is None:
         if len(_shapes) >= _COMPILED_BOUND:
