@@ -22,7 +22,8 @@ subclasses.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
@@ -31,31 +32,46 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.selectable import SelectBase
 
-# Compiled statements and their parameters' bind processors, by (statement, dialect
-# name). The statements handed in are built once and kept by their modules, so this stays
-# small; it starts over past the bound.
-_Processors = dict[str, Callable[[Any], Any]]
-_compiled: dict[tuple[ClauseElement, str], tuple[Compiled, _Processors]] = {}
-_COMPILED_BOUND = 256
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A statement compiled for one dialect, with what each execution needs of it."""
+
+    compiled: Compiled
+    processors: dict[str, Callable[[Any], Any]]  # bind processors by parameter name
+    expands: bool  # has parameters rendered at execution (expanding IN)
+    returns_rows: bool
+
+
+# By (statement, dialect name). The statements handed in are built once and kept by their
+# modules, so this stays small; it starts over past the bound.
+_prepared: dict[tuple[ClauseElement, str], _Prepared] = {}
+_BOUND = 256
 # A read's row maker and its columns' result processors, found at its first rows.
 _Converters = list[tuple[int, Callable[[Any], Any]]]
 _shapes: dict[tuple[ClauseElement, str], tuple[Callable[[Any], Any], _Converters]] = {}
 
 
-def _compile(statement: ClauseElement, conn: Connection) -> tuple[Compiled, _Processors]:
+def _prepare(statement: ClauseElement, conn: Connection) -> _Prepared:
     key = (statement, conn.dialect.name)
-    found = _compiled.get(key)
+    found = _prepared.get(key)
     if found is None:
-        if len(_compiled) >= _COMPILED_BOUND:
-            _compiled.clear()
+        if len(_prepared) >= _BOUND:
+            _prepared.clear()
         dialect = conn.dialect
-        compiled = statement.compile(dialect=dialect)
-        processors = {
-            name: process
-            for name, bind in compiled.binds.items()  # type: ignore[attr-defined]
-            if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-        }
-        found = _compiled[key] = (compiled, processors)
+        compiled: Any = statement.compile(dialect=dialect)
+        found = _prepared[key] = _Prepared(
+            compiled=compiled,
+            processors={
+                name: process
+                for name, bind in compiled.binds.items()
+                if (process := bind.type.dialect_impl(dialect).bind_processor(dialect))
+            },
+            expands=bool(compiled.post_compile_params or compiled.literal_execute_params),
+            returns_rows=bool(
+                getattr(statement, "is_select", False) or getattr(compiled, "returning", None)
+            ),
+        )
     return found
 
 
@@ -65,7 +81,7 @@ def run_on_driver(
     """Execute ``statement`` with ``params`` on ``conn``'s DBAPI cursor, in its current
     transaction, and return the rows it returns as the driver gives them (none for a
     statement returning nothing)."""
-    rows, _description = _execute(conn, statement, params)
+    rows, _description = _execute(conn, statement, params, describe=False)
     return rows
 
 
@@ -73,13 +89,13 @@ def read_on_driver(conn: Connection, query: SelectBase, params: Mapping[str, Any
     """Run ``query`` as :func:`run_on_driver` does and return its rows as named tuples
     (the query's column keys, as ``Row`` has them), each value converted by its column's
     type as ``execute`` converts it (aware UTC datetimes, Decimal money)."""
-    rows, description = _execute(conn, query, params)
-    if not rows:
-        return []
     key = (query, conn.dialect.name)
     shape = _shapes.get(key)
+    rows, description = _execute(conn, query, params, describe=shape is None)
+    if not rows:
+        return []
     if shape is None:
-        if len(_shapes) >= _COMPILED_BOUND:
+        if len(_shapes) >= _BOUND:
             _shapes.clear()
         columns = list(query.selected_columns)
         make = namedtuple("DriverRow", query.selected_columns.keys(), rename=True)._make  # type: ignore[misc]  # noqa: PYI024
@@ -101,20 +117,31 @@ def read_on_driver(conn: Connection, query: SelectBase, params: Mapping[str, Any
 
 
 def _execute(
-    conn: Connection, statement: ClauseElement, params: Mapping[str, Any]
+    conn: Connection, statement: ClauseElement, params: Mapping[str, Any], describe: bool
 ) -> tuple[list[Sequence[Any]], Any]:
-    compiled, processors = _compile(statement, conn)
-    state = compiled.construct_expanded_state(params)  # type: ignore[attr-defined]
-    values = dict(state.parameters)
-    # An expanded parameter's values are named apart and processed by its own processors.
+    """The rows, and with ``describe`` the cursor's description (psycopg builds it afresh
+    at each access, a column object per column)."""
+    prepared = _prepare(statement, conn)
+    compiled: Any = prepared.compiled
+    processors: Iterable[tuple[str, Callable[[Any], Any]]] = prepared.processors.items()
+    if prepared.expands:
+        state = compiled.construct_expanded_state(params)
+        # An expanded parameter's values are named apart, with processors of their own.
+        values, order, sql = dict(state.parameters), state.positiontup, state.statement
+        processors = (*processors, *state.processors.items())
+    else:
+        values, order, sql = (
+            compiled.construct_params(params),
+            compiled.positiontup,
+            compiled.string,
+        )
     try:
-        for name, process in (*processors.items(), *state.processors.items()):
+        for name, process in processors:
             if name in values:
                 values[name] = process(values[name])
     except Exception as exc:  # as ``execute`` reports a value its type refuses
         raise StatementError(str(exc), compiled.string, params, exc) from exc
-    args: Any = values if state.positiontup is None else [values[n] for n in state.positiontup]
-    sql: str = state.statement
+    args: Any = values if order is None else [values[name] for name in order]
     dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
@@ -123,9 +150,9 @@ def _execute(
             sql, args = listener(conn, cursor, sql, args, None, False)
         try:
             cursor.execute(sql, args)
-            if cursor.description is None:
+            if not prepared.returns_rows:
                 return [], None
-            return cursor.fetchall(), cursor.description
+            return cursor.fetchall(), cursor.description if describe else None
         except conn.dialect.loaded_dbapi.Error as exc:
             if conn.dialect.is_disconnect(exc, dbapi_connection, cursor):
                 conn.invalidate(exc)
