@@ -678,11 +678,11 @@ def test_a_concurrent_save_between_read_and_write_is_stale(
     debtor_id = _account(portfolio, alice)
     version = _version(portfolio, debtor_id)
     contacts = _counts(portfolio, debtor_id)["contacts"]
-    real_check = workspace.check_access
+    real_check = workspace._access_verdict
     raced = []
 
-    def check_then_race(session: Any, agent: AgentInfo, target: int) -> Debtor:
-        debtor = real_check(session, agent, target)  # read at ``version``
+    def check_then_race(session: Any, agent: AgentInfo, target: int, *found: Any) -> Debtor:
+        debtor = real_check(session, agent, target, *found)  # read at ``version``
         if not raced:  # another person saves before this transaction writes
             raced.append(True)
             log_contact(
@@ -696,7 +696,7 @@ def test_a_concurrent_save_between_read_and_write_is_stale(
             )
         return debtor
 
-    monkeypatch.setattr(workspace, "check_access", check_then_race)
+    monkeypatch.setattr(workspace, "_access_verdict", check_then_race)
     with pytest.raises(StaleEdit, match="by supervisor"):
         log_contact(
             portfolio,

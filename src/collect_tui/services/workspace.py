@@ -418,14 +418,38 @@ def check_access(session: Session, agent: AgentInfo, debtor_id: int) -> Debtor:
     found = session.execute(
         _ACCESS, {"agent_id": agent.id, "agent_name": agent.name, "debtor_id": debtor_id}
     ).first()
+    debtor: Debtor = _access_verdict(session, agent, debtor_id, found, found and found[0])
+    return debtor
+
+
+# The debtor's columns as a plain row, with the caller's role and sign-in: what the save
+# on PostgreSQL checks and reads before it writes, without loading an ORM object.
+_ACCESS_ROW = (
+    select(*Debtor.__table__.c, Agent.__table__.c.role, Agent.__table__.c.active)
+    .outerjoin(
+        Agent.__table__,
+        and_(
+            Agent.__table__.c.id == bindparam("agent_id", type_=Agent.id.type),
+            Agent.__table__.c.name == bindparam("agent_name", type_=Agent.name.type),
+        ),
+    )
+    .where(Debtor.__table__.c.id == bindparam("debtor_id", type_=Debtor.id.type))
+)
+
+
+def _access_verdict(
+    session: Session, agent: AgentInfo, debtor_id: int, found: Any, debtor: Any
+) -> Any:
+    """``debtor`` if the access row ``found`` (the account with the caller's ``role`` and
+    ``active``, or None) lets ``agent`` work it; else :class:`AccountNotFound` or
+    :class:`AccessDenied`."""
     if found is None or not found.active:  # the sign-in check comes first, as it did
         try:
-            supervisor = is_supervisor_now(session, agent)  # the role now, not at sign-in
+            is_supervisor_now(session, agent)  # the role now, not at sign-in
         except SignInRevoked as exc:
             raise AccessDenied(str(exc)) from None
         if found is None:
             raise AccountNotFound(f"there is no account {debtor_id}")
-    debtor: Debtor = found[0]
     supervisor = found.role in ("supervisor", "admin")
     if not supervisor and debtor.assigned_agent_id != agent.id:
         raise AccessDenied(
@@ -1673,8 +1697,20 @@ def _save_contact(
         subject_and_calls_from,
     )
 
-    debtor = _checked(session, agent, debtor_id, expected_version)
     conn = session.connection()
+    postgresql = conn.dialect.name == "postgresql"
+    debtor: Debtor | None = None
+    if postgresql:  # a plain row: the ORM object is loaded later only if a write needs it
+        found = read_on_driver(
+            conn, _ACCESS_ROW, {"agent_id": agent.id, "agent_name": agent.name,
+                                "debtor_id": debtor_id},
+        )  # fmt: skip
+        record = _access_verdict(session, agent, debtor_id, found[0] if found else None,
+                                 found[0] if found else None)  # fmt: skip
+        if record.version != expected_version:
+            raise _VersionMismatch
+    else:
+        record = debtor = _checked(session, agent, debtor_id, expected_version)
     started: datetime = values["started_at"]
     channel, direction = values["channel"], values["direction"]
     # Holds, disputes and do-not-contact marks: read once for the check and the block;
@@ -1683,10 +1719,10 @@ def _save_contact(
     rows = read_on_driver(
         conn, _save_reads(), {"debtor_id": debtor_id, "since": since, "until": now + CALLBACK_EARLY}
     )
-    subject, calls = subject_and_calls_from(debtor, rows)
+    subject, calls = subject_and_calls_from(record, rows)
     if direction == "outbound":  # inbound contacts are always loggable
         check_outbound(
-            session, debtor, channel, values["address"], started, subject=subject,
+            session, record, channel, values["address"], started, subject=subject,
             history=history_at(calls, started),
         )  # fmt: skip
     if channel in ("call", "sms"):  # the contact about to be logged counts for the block
@@ -1694,11 +1730,11 @@ def _save_contact(
             (started, call_event(started, values["conversation"], direction, code.code,
                                   channel))
         )  # fmt: skip
-    until, reason = contact_block(session, debtor, now, subject, history_at(calls, now))
+    until, reason = contact_block(session, record, now, subject, history_at(calls, now))
     block: dict[str, Any] = {}
-    if debtor.contact_blocked_until != until:
+    if record.contact_blocked_until != until:
         block["contact_blocked_until"] = until
-    if debtor.contact_block_reason != (reason or None):
+    if record.contact_block_reason != (reason or None):
         block["contact_block_reason"] = reason or None
     invoice_rows = sorted(
         (row for row in rows if row[0] == "i"), key=lambda row: (row[2] is None, row[2], row[4])
@@ -1716,7 +1752,7 @@ def _save_contact(
     # expected version), with the call block's cache columns; then the contact.
     audited = {name: audit.to_jsonable(values[name]) for name in _CONTACT_FIELDS}
     bump = {"updated_at": now, **block}
-    if conn.dialect.name == "postgresql":
+    if debtor is None:  # PostgreSQL
         params = {"b_id": debtor_id, "b_version": expected_version, **bump}
         params |= {f"c_{name}": value for name, value in values.items()}
         params["c_created_at"] = now
@@ -1726,11 +1762,10 @@ def _save_contact(
         note = _history_note_row(debtor_id, invoices[0], text) if note_now else None
         if note is not None:
             params |= {f"o_{name}": note[name] for name in _NOTE_COLUMNS}
-        found = run_on_driver(conn, _contact_write(frozenset(bump), note_now), params)
-        if not found:
+        written = run_on_driver(conn, _contact_write(frozenset(bump), note_now), params)
+        if not written:
             raise _VersionMismatch
-        _set_bumped(debtor, expected_version, bump)
-        contact_id: int = found[0][0]
+        contact_id: int = written[0][0]
     else:
         _bump_version(session, debtor, **bump)
         contact_id = conn.execute(
@@ -1740,20 +1775,23 @@ def _save_contact(
                     debtor_id, at=now)  # fmt: skip
         if note_now:
             _history_note(session, debtor_id, invoices[0], text)
-    if promise is not None:
-        row = _add_promise(
-            session, agent, debtor, promise, contact_id=contact_id, now=now,
-            history_note=False, invoices=invoices,
-        )  # fmt: skip
-        text += f"; promised {_money(row.amount, row.currency)} by {row.due_date.isoformat()}"
-        session.flush()  # its audit row goes in now, as it did before the open invoices
-        text += notes_suffix
-        _history_note(session, debtor_id, invoices[0] if invoices else None, text)
-    _complete_due_callbacks(session, agent, debtor, now, due_callbacks)
-    if next_action is not None:
-        _add_callback(session, agent, debtor, next_action, now)
-    if code.sets_flag:
-        _set_flag(session, agent, debtor, code.sets_flag, True, now)
+    if promise is not None or due_callbacks or next_action is not None or code.sets_flag:
+        if debtor is None:  # PostgreSQL: read after the write, so with its bump
+            debtor = session.get_one(Debtor, debtor_id)
+        if promise is not None:
+            row = _add_promise(
+                session, agent, debtor, promise, contact_id=contact_id, now=now,
+                history_note=False, invoices=invoices,
+            )  # fmt: skip
+            text += f"; promised {_money(row.amount, row.currency)} by {row.due_date.isoformat()}"
+            session.flush()  # its audit row goes in now, as it did before the open invoices
+            text += notes_suffix
+            _history_note(session, debtor_id, invoices[0] if invoices else None, text)
+        _complete_due_callbacks(session, agent, debtor, now, due_callbacks)
+        if next_action is not None:
+            _add_callback(session, agent, debtor, next_action, now)
+        if code.sets_flag:
+            _set_flag(session, agent, debtor, code.sets_flag, True, now)
     _rescore(session, [debtor_id], now, weights)
     return contact_id
 
