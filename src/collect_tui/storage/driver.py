@@ -21,12 +21,14 @@ subclasses.
 
 from __future__ import annotations
 
+import copy
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import Compiled
@@ -41,6 +43,7 @@ class _Prepared:
     processors: dict[str, Callable[[Any], Any]]  # bind processors by parameter name
     expands: bool  # has parameters rendered at execution (expanding IN)
     returns_rows: bool
+    cursor_class: Any  # None: the connection's own
 
 
 # By (statement, dialect name). The statements handed in are built once and kept by their
@@ -59,7 +62,8 @@ def _prepare(statement: ClauseElement, conn: Connection) -> _Prepared:
         if len(_prepared) >= _BOUND:
             _prepared.clear()
         dialect = conn.dialect
-        compiled: Any = statement.compile(dialect=dialect)
+        raw = dialect.driver == "psycopg"
+        compiled: Any = statement.compile(dialect=_numbered(dialect) if raw else dialect)
         found = _prepared[key] = _Prepared(
             compiled=compiled,
             processors={
@@ -71,8 +75,35 @@ def _prepare(statement: ClauseElement, conn: Connection) -> _Prepared:
             returns_rows=bool(
                 getattr(statement, "is_select", False) or getattr(compiled, "returning", None)
             ),
+            cursor_class=_raw_cursor() if raw else None,
         )
     return found
+
+
+def _numbered(dialect: Dialect) -> Dialect:
+    """``dialect`` compiling PostgreSQL's own ``$1`` placeholders instead of ``%(name)s``.
+
+    psycopg's raw cursor sends such a statement as it is. Its usual cursor rewrites the
+    named placeholders at every execution, and caches that work only for statements up to
+    4,096 characters: the one-account rescore (about 7,900) cost 0.3 ms of CPU a save.
+    """
+    numbered = _numbered_dialects.get(dialect)
+    if numbered is None:
+        numbered = copy.copy(dialect)
+        numbered.paramstyle = "numeric_dollar"
+        numbered.positional = True
+        numbered.identifier_preparer = numbered.preparer(numbered)  # type: ignore[attr-defined]
+        numbered = _numbered_dialects[dialect] = numbered
+    return numbered
+
+
+_numbered_dialects: weakref.WeakKeyDictionary[Dialect, Dialect] = weakref.WeakKeyDictionary()
+
+
+def _raw_cursor() -> Any:
+    from psycopg import RawCursor  # only with the PostgreSQL driver installed
+
+    return RawCursor
 
 
 def run_on_driver(
@@ -144,7 +175,10 @@ def _execute(
     args: Any = values if order is None else [values[name] for name in order]
     dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None
-    cursor = dbapi_connection.cursor()
+    if prepared.cursor_class is None:
+        cursor = dbapi_connection.cursor()
+    else:
+        cursor = prepared.cursor_class(dbapi_connection)
     try:
         for listener in conn.dispatch.before_cursor_execute:
             sql, args = listener(conn, cursor, sql, args, None, False)
