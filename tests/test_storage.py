@@ -247,12 +247,15 @@ def test_statements_sent_straight_to_the_driver_convert_check_and_report_as_exec
     with db.engine.begin() as conn:
         assert run_on_driver(conn, add.returning(agents.c.id), {"name": "ana", "at": local})
         run_on_driver(conn, add, {"name": "bea", "at": local})
-        found = run_on_driver(
-            conn,
-            select(agents.c.name).where(agents.c.name.in_(bindparam("names", expanding=True))),
-            {"names": ["ana", "bea", "cid"]},
-        )
-        assert sorted(row[0] for row in found) == ["ana", "bea"]
+        named = select(agents.c.name).where(agents.c.name.in_(bindparam("names", expanding=True)))
+        for names, expected in (
+            (["ana", "bea", "cid"], ["ana", "bea"]),
+            (["bea"], ["bea"]),
+            (["cid", "ana"], ["ana"]),
+            (["cid", "bea"], ["bea"]),  # the same length again: new values, same rendering
+        ):
+            found = run_on_driver(conn, named, {"names": names})
+            assert sorted(row[0] for row in found) == expected
     with db.engine.begin() as conn:
         (ana,) = read_on_driver(
             conn,

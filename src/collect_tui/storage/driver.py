@@ -25,7 +25,7 @@ import copy
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Dialect
@@ -44,6 +44,8 @@ class _Prepared:
     expands: bool  # has parameters rendered at execution (expanding IN)
     returns_rows: bool
     cursor_class: Any  # None: the connection's own
+    # With ``expands``: its renderings by the lengths of the list values, as they come.
+    expansions: dict[tuple[int, ...], _Expansion] = field(default_factory=dict)
 
 
 # By (statement, dialect name). The statements handed in are built once and kept by their
@@ -106,6 +108,47 @@ def _raw_cursor() -> Any:
     return RawCursor
 
 
+@dataclass(frozen=True)
+class _Expansion:
+    """A statement with its expanding parameters rendered for lists of given lengths."""
+
+    sql: str
+    order: Sequence[str] | None
+    names: dict[str, list[str]]  # each expanding parameter's names once expanded
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+
+def _expanded(
+    prepared: _Prepared, params: Mapping[str, Any]
+) -> tuple[dict[str, Any], Sequence[str] | None, str, Iterable[tuple[str, Any]]]:
+    """The values, order, SQL and extra processors of a statement with expanding ``IN``
+    parameters. Rendering them rewrites the whole statement text, so the rendering is kept
+    by the lengths of the lists (a save's rescore is for one account every time)."""
+    compiled: Any = prepared.compiled
+    if compiled.literal_execute_params:  # values rendered in the text: nothing to keep
+        state = compiled.construct_expanded_state(params)
+        return dict(state.parameters), state.positiontup, state.statement, state.processors.items()
+    values = compiled.construct_params(params)
+    # The lengths of the list values: those of the expanding parameters among them.
+    lengths = tuple(len(value) for value in values.values() if isinstance(value, list | tuple))
+    expansion = prepared.expansions.get(lengths)
+    if expansion is None:
+        state = compiled.construct_expanded_state(params)
+        expansion = _Expansion(
+            state.statement, state.positiontup, dict(state.parameter_expansion),
+            tuple(state.processors.items()),
+        )  # fmt: skip
+        if len(prepared.expansions) >= _BOUND:
+            prepared.expansions.clear()
+        prepared.expansions[lengths] = expansion
+    for name, expanded in expansion.names.items():
+        items = values.pop(name)
+        if len(expanded) != len(items):  # a tuple IN: a name for each member of each tuple
+            items = [member for item in items for member in item]
+        values.update(zip(expanded, items, strict=True))
+    return values, expansion.order, expansion.sql, expansion.processors
+
+
 def run_on_driver(
     conn: Connection, statement: ClauseElement, params: Mapping[str, Any]
 ) -> list[Sequence[Any]]:
@@ -156,10 +199,8 @@ def _execute(
     compiled: Any = prepared.compiled
     processors: Iterable[tuple[str, Callable[[Any], Any]]] = prepared.processors.items()
     if prepared.expands:
-        state = compiled.construct_expanded_state(params)
-        # An expanded parameter's values are named apart, with processors of their own.
-        values, order, sql = dict(state.parameters), state.positiontup, state.statement
-        processors = (*processors, *state.processors.items())
+        values, order, sql, more = _expanded(prepared, params)
+        processors = (*processors, *more)
     else:
         values, order, sql = (
             compiled.construct_params(params),
