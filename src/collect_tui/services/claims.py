@@ -181,9 +181,9 @@ def _candidate_statements(dialect: str) -> tuple[Select[Any], ...]:
             select(c.id, c.version)
             .where(owner, c.priority_score > EXCLUDED_SCORE, contactable, free)
             # The owner column first (one value throughout, so the same order): PostgreSQL
-            # then reads the order off the queue index, backwards, and stops at the first
-            # free account, even for the pool, whose ``IS NULL`` does not otherwise let it.
-            .order_by(c.assigned_agent_id.desc(), c.priority_score.desc(), c.id)
+            # then reads the order off the queue index and stops at the first free
+            # account, even for the pool, whose ``IS NULL`` does not otherwise let it.
+            .order_by(c.assigned_agent_id, c.priority_score.desc(), c.id)
         )
         for owner in (c.assigned_agent_id == agent_id, c.assigned_agent_id.is_(None))
     ]
