@@ -13,10 +13,10 @@ the queue's "contactable now" reads. The rules are the installed configuration's
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from sqlalchemy import (
     Boolean,
@@ -77,11 +77,37 @@ class ComplianceBlocked(ValidationFailed):
         )
 
 
+class DebtorColumns(Protocol):
+    """What the checks read of an account: a loaded ``Debtor``, or a row of its columns
+    (the save on PostgreSQL reads one without loading the ORM object)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def country(self) -> str | None: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def time_zone(self) -> str | None: ...
+    @property
+    def cease_communication(self) -> bool: ...
+    @property
+    def dispute(self) -> bool: ...
+    @property
+    def bankruptcy(self) -> bool: ...
+    @property
+    def deceased(self) -> bool: ...
+    @property
+    def time_barred(self) -> bool: ...
+    @property
+    def validation_notice_on(self) -> date | None: ...
+
+
 def _zone_name(name: str | None) -> str:
     return zone_or_utc(name).key
 
 
-def rules_for(debtor: Debtor) -> RuleSet:
+def rules_for(debtor: DebtorColumns) -> RuleSet:
     """The effective rules of the debtor's jurisdiction, from the installed configuration."""
     return compliance_config.active().rules_for(debtor.country or "US", debtor.region)
 
@@ -156,7 +182,7 @@ def _read(session: Session) -> Connection:
 
 
 def subject_for(
-    session: Session, debtor: Debtor, invoice_ids: Collection[int] | None = None
+    session: Session, debtor: DebtorColumns, invoice_ids: Collection[int] | None = None
 ) -> ContactSubject:
     """What the compliance rules need to know about ``debtor``.
 
@@ -169,7 +195,7 @@ def subject_for(
 
 
 def subject_and_calls(
-    session: Session, debtor: Debtor, at: datetime
+    session: Session, debtor: DebtorColumns, at: datetime
 ) -> tuple[ContactSubject, list[tuple[datetime, CallEvent]]]:
     """:func:`subject_for` the debtor (all invoices) and :func:`call_history` at ``at``,
     each call with its start time (for :func:`history_at`), in one read."""
@@ -181,7 +207,7 @@ def subject_and_calls(
 
 
 def subject_and_calls_from(
-    debtor: Debtor, rows: Sequence[Row[Any]]
+    debtor: DebtorColumns, rows: Sequence[Row[Any]]
 ) -> tuple[ContactSubject, list[tuple[datetime, CallEvent]]]:
     """What :func:`subject_and_calls` returns, from the rows of a read made of
     :func:`subject_branches` (with calls, ``since`` as there) and of other branches whose
@@ -195,7 +221,7 @@ def subject_and_calls_from(
 
 
 def _subject(
-    debtor: Debtor, rows: Sequence[Row[Any]], invoice_ids: Collection[int] | None
+    debtor: DebtorColumns, rows: Sequence[Row[Any]], invoice_ids: Collection[int] | None
 ) -> ContactSubject:
     """The :class:`ContactSubject` from rows of :func:`_subject_statement`."""
     holds = tuple(
@@ -269,7 +295,7 @@ def call_event(
 
 def outbound_decision_for(
     session: Session,
-    debtor: Debtor,
+    debtor: DebtorColumns,
     channel: str,
     address: str | None,
     at: datetime,
@@ -303,7 +329,7 @@ def outbound_decision_for(
 
 def check_outbound(
     session: Session,
-    debtor: Debtor,
+    debtor: DebtorColumns,
     channel: str,
     address: str | None,
     at: datetime,
@@ -328,7 +354,7 @@ def check_outbound(
 
 def contact_block(
     session: Session,
-    debtor: Debtor,
+    debtor: DebtorColumns,
     now: datetime,
     subject: ContactSubject | None = None,
     history: list[CallEvent] | None = None,
