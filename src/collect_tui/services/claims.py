@@ -30,7 +30,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Executable,
-    Row,
     Select,
     String,
     and_,
@@ -227,7 +226,7 @@ def _candidates_for(dialect: str, pool: bool) -> Select[Any]:
 
 def _candidate(
     conn: Connection, db: Database, agent: AgentInfo, session_id: str, now: datetime, pool: bool
-) -> tuple[Row[Any], bool] | None:
+) -> tuple[Any, bool] | None:
     """The best free candidate, locked, as a row of ``QUEUE_COLUMNS`` plus the version, and
     whether it is from the pool: a due callback first, else the better of the own queue
     and the pool. One read: the three queries run as one statement."""
@@ -250,7 +249,7 @@ def _candidate(
     callback = found_by_branch.get(_CALLBACK_BRANCH)
     if callback is not None:
         return callback, False
-    best: tuple[Row[Any], bool] | None = None
+    best: tuple[Any, bool] | None = None
     for branch, from_pool in ((_OWN_BRANCH, False), (_POOL_BRANCH, True)):
         found = found_by_branch.get(branch)
         if found is not None and (
