@@ -1698,15 +1698,14 @@ def _save_contact(
     )
 
     conn = session.connection()
-    postgresql = conn.dialect.name == "postgresql"
     debtor: Debtor | None = None
-    if postgresql:  # a plain row: the ORM object is loaded later only if a write needs it
-        found = read_on_driver(
+    if conn.dialect.name == "postgresql":  # a plain row: the ORM object is loaded later
+        found = read_on_driver(  # only if a write needs it
             conn, _ACCESS_ROW, {"agent_id": agent.id, "agent_name": agent.name,
                                 "debtor_id": debtor_id},
         )  # fmt: skip
-        record = _access_verdict(session, agent, debtor_id, found[0] if found else None,
-                                 found[0] if found else None)  # fmt: skip
+        access_row = found[0] if found else None
+        record = _access_verdict(session, agent, debtor_id, access_row, access_row)
         if record.version != expected_version:
             raise _VersionMismatch
     else:

@@ -35,7 +35,7 @@ from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.selectable import SelectBase
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Prepared:
     """A statement compiled for one dialect, with what each execution needs of it."""
 
@@ -46,15 +46,14 @@ class _Prepared:
     cursor_class: Any  # None: the connection's own
     # With ``expands``: its renderings by the lengths of the list values, as they come.
     expansions: dict[tuple[int, ...], _Expansion] = field(default_factory=dict)
+    # A read's row maker and its columns' result processors, found at its first rows.
+    shape: tuple[Callable[[Any], Any], list[tuple[int, Callable[[Any], Any]]]] | None = None
 
 
 # By (statement, dialect name). The statements handed in are built once and kept by their
 # modules, so this stays small; it starts over past the bound.
 _prepared: dict[tuple[ClauseElement, str], _Prepared] = {}
 _BOUND = 256
-# A read's row maker and its columns' result processors, found at its first rows.
-_Converters = list[tuple[int, Callable[[Any], Any]]]
-_shapes: dict[tuple[ClauseElement, str], tuple[Callable[[Any], Any], _Converters]] = {}
 
 
 def _prepare(statement: ClauseElement, conn: Connection) -> _Prepared:
@@ -155,7 +154,7 @@ def run_on_driver(
     """Execute ``statement`` with ``params`` on ``conn``'s DBAPI cursor, in its current
     transaction, and return the rows it returns as the driver gives them (none for a
     statement returning nothing)."""
-    rows, _description = _execute(conn, statement, params, describe=False)
+    rows, _description = _execute(conn, _prepare(statement, conn), params, describe=False)
     return rows
 
 
@@ -163,21 +162,19 @@ def read_on_driver(conn: Connection, query: SelectBase, params: Mapping[str, Any
     """Run ``query`` as :func:`run_on_driver` does and return its rows as named tuples
     (the query's column keys, as ``Row`` has them), each value converted by its column's
     type as ``execute`` converts it (aware UTC datetimes, Decimal money)."""
-    key = (query, conn.dialect.name)
-    shape = _shapes.get(key)
-    rows, description = _execute(conn, query, params, describe=shape is None)
+    prepared = _prepare(query, conn)
+    shape = prepared.shape
+    rows, description = _execute(conn, prepared, params, describe=shape is None)
     if not rows:
         return []
     if shape is None:
-        if len(_shapes) >= _BOUND:
-            _shapes.clear()
         columns = list(query.selected_columns)
         make = namedtuple("DriverRow", query.selected_columns.keys(), rename=True)._make  # type: ignore[misc]  # noqa: PYI024
         processors = [
             column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, info[1])
             for column, info in zip(columns, description, strict=True)
         ]
-        shape = _shapes[key] = (make, [(i, f) for i, f in enumerate(processors) if f])
+        shape = prepared.shape = (make, [(i, f) for i, f in enumerate(processors) if f])
     make, convert = shape
     if not convert:
         return [make(row) for row in rows]
@@ -191,11 +188,10 @@ def read_on_driver(conn: Connection, query: SelectBase, params: Mapping[str, Any
 
 
 def _execute(
-    conn: Connection, statement: ClauseElement, params: Mapping[str, Any], describe: bool
+    conn: Connection, prepared: _Prepared, params: Mapping[str, Any], describe: bool
 ) -> tuple[list[Sequence[Any]], Any]:
     """The rows, and with ``describe`` the cursor's description (psycopg builds it afresh
     at each access, a column object per column)."""
-    prepared = _prepare(statement, conn)
     compiled: Any = prepared.compiled
     processors: Iterable[tuple[str, Callable[[Any], Any]]] = prepared.processors.items()
     if prepared.expands:
