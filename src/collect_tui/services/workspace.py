@@ -422,18 +422,10 @@ def check_access(session: Session, agent: AgentInfo, debtor_id: int) -> Debtor:
     return debtor
 
 
-# The debtor's columns as a plain row, with the caller's role and sign-in: what the save
-# on PostgreSQL checks and reads before it writes, without loading an ORM object.
-_ACCESS_ROW = (
-    select(*Debtor.__table__.c, Agent.__table__.c.role, Agent.__table__.c.active)
-    .outerjoin(
-        Agent.__table__,
-        and_(
-            Agent.__table__.c.id == bindparam("agent_id", type_=Agent.id.type),
-            Agent.__table__.c.name == bindparam("agent_name", type_=Agent.name.type),
-        ),
-    )
-    .where(Debtor.__table__.c.id == bindparam("debtor_id", type_=Debtor.id.type))
+# The same read with the debtor's columns as a plain row: what the save on PostgreSQL
+# checks and reads before it writes, without loading an ORM object.
+_ACCESS_ROW = _ACCESS.with_only_columns(
+    *Debtor.__table__.c, Agent.__table__.c.role, Agent.__table__.c.active
 )
 
 
