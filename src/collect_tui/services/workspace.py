@@ -588,11 +588,6 @@ def _bump_version(session: Session, debtor: Debtor, **values: Any) -> None:
     )
     if result.rowcount != 1:
         raise _VersionMismatch
-    _set_bumped(debtor, version, values)
-
-
-def _set_bumped(debtor: Debtor, version: int, values: dict[str, Any]) -> None:
-    """Show the loaded ``debtor`` what its versioned UPDATE from ``version`` wrote."""
     for key, value in values.items():
         set_committed_value(debtor, key, value)
     set_committed_value(debtor, "version", version + 1)
