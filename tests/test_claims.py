@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from collect_tui.services.agents import AgentInfo, create_agent, get_agent
 from collect_tui.services.claims import (
@@ -25,6 +25,7 @@ from collect_tui.services.claims import (
     release_claims,
     renew_claim,
 )
+from collect_tui.services.contactability import forget_jurisdictions
 from collect_tui.services.database import Database
 from collect_tui.services.queue import next_account
 from collect_tui.services.seed import seed_portfolio
@@ -131,6 +132,37 @@ def test_pool_accounts_are_taken_with_history_and_audit(portfolio: Database) -> 
                 AuditEntry.debtor_id == taken_id, AuditEntry.action == "claim_from_pool"
             )
         )
+
+
+def test_a_claim_and_its_save_hold_one_connection_at_a_time(portfolio: Database) -> None:
+    """The first `n` of a process reads the jurisdictions in use: it does so before its
+    transaction, so a team sharing a small pool cannot all hold a connection while
+    waiting for a second one."""
+    alice = get_agent(portfolio, "alice")
+    forget_jurisdictions(portfolio)
+    held = [0]
+    most = [0]
+
+    def checked_out(*_: object) -> None:
+        held[0] += 1
+        most[0] = max(most[0], held[0])
+
+    def checked_in(*_: object) -> None:
+        held[0] -= 1
+
+    event.listen(portfolio.engine, "checkout", checked_out)
+    event.listen(portfolio.engine, "checkin", checked_in)
+    try:
+        claimed = claim_next(portfolio, alice, session_id="s1", now=NOW)
+        assert claimed is not None
+        log_contact(
+            portfolio, alice, claimed.row.debtor_id, claimed.version, channel="call",
+            direction="outbound", disposition="no_answer", now=NOW,
+        )  # fmt: skip
+    finally:
+        event.remove(portfolio.engine, "checkout", checked_out)
+        event.remove(portfolio.engine, "checkin", checked_in)
+    assert most[0] == 1
 
 
 def test_supervisors_have_no_next(portfolio: Database) -> None:

@@ -53,7 +53,7 @@ from sqlalchemy import (
 from collect_tui.domain.priority import EXCLUDED_SCORE
 from collect_tui.services import audit
 from collect_tui.services.agents import AgentInfo
-from collect_tui.services.contactability import open_jurisdictions
+from collect_tui.services.contactability import Jurisdiction, open_jurisdictions
 from collect_tui.services.database import Database
 from collect_tui.services.queue import (
     QUEUE_COLUMNS,
@@ -225,12 +225,18 @@ def _candidates_for(dialect: str, pool: bool) -> Select[Any]:
 
 
 def _candidate(
-    conn: Connection, db: Database, agent: AgentInfo, session_id: str, now: datetime, pool: bool
+    conn: Connection,
+    db: Database,
+    agent: AgentInfo,
+    session_id: str,
+    now: datetime,
+    pool: bool,
+    windows: tuple[Jurisdiction, ...],
 ) -> tuple[Any, bool] | None:
     """The best free candidate, locked, as a row of ``QUEUE_COLUMNS`` plus the version, and
     whether it is from the pool: a due callback first, else the better of the own queue
-    and the pool. One read: the three queries run as one statement."""
-    windows = open_jurisdictions(db, now)
+    and the pool. One read: the three queries run as one statement. ``windows`` are the
+    jurisdictions whose contact window is open."""
     if not windows:  # no contact window is open anywhere: nothing is contactable
         return None
     params = {
@@ -442,6 +448,10 @@ def claim_next(
     if agent.is_supervisor:
         raise ClaimRefused("supervisors and admins have no queue; n is for agents")
     now = _now(now)
+    # Before the transaction: the first call of a process reads the jurisdictions on a
+    # connection of its own, and a claim holding one while waiting for another could
+    # starve a small pool.
+    windows = open_jurisdictions(db, now)
     for _ in range(_ATTEMPTS):
         try:
             with db.transaction() as conn:
@@ -451,7 +461,7 @@ def claim_next(
                     # read, so two sessions cannot both pick one account from a snapshot.
                     conn.execute(_RELEASE_SESSION, {"session_id": session_id})
                     conn.execute(_EXPIRED, {"now": now})
-                candidate = _candidate(conn, db, agent, session_id, now, pool)
+                candidate = _candidate(conn, db, agent, session_id, now, pool, windows)
                 if candidate is None:
                     if postgresql:
                         conn.execute(_RELEASE_SESSION, {"session_id": session_id})
