@@ -9,9 +9,12 @@ retried once, as the screen offers. Meanwhile a sync pulls from an in-process Xe
 sandbox every second, with a payment arriving before each pull.
 
 Agents run as threads spread over several processes (``--processes``), so Python's
-global lock does not cap the figures at one core. Time is simulated from a weekday at
-15:00 UTC, when most contact windows are open, so the figures do not depend on the hour
-the bench runs; claims and saves all use that clock.
+global lock does not cap the figures at one core. ``--in-flight N`` lets each process's
+agents into the database N at a time, in the order they asked (the rest wait their turn,
+and that wait counts in their latency), much as a transaction pooler in front of
+PostgreSQL does; by default every agent goes in at once, as 50 workstations would. Time is
+simulated from a weekday at 15:00 UTC, when most contact windows are open, so the figures
+do not depend on the hour the bench runs; claims and saves all use that clock.
 
 The agents work ``--warmup`` seconds (default 5) before counting starts, then
 ``--seconds``: a workstation's connection plans its statements a few times when it opens,
@@ -22,6 +25,7 @@ but missing from the database; must be 0), deadlocks and errors::
 
     python bench/team_load.py                          # a throwaway PostgreSQL, 20k debtors
     python bench/team_load.py --db postgresql+psycopg://... --agents 50 --seconds 30 --json
+    python bench/team_load.py --in-flight 1            # one transaction per process at once
 
 Without ``--db`` it starts its own PostgreSQL server (as the ``postgres`` user when run as
 root) and seeds it. Given a ``--db`` with no debtors, it seeds that database first.
@@ -38,6 +42,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
@@ -45,7 +50,7 @@ import random  # noqa: E402
 import statistics  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from collections import Counter, defaultdict  # noqa: E402
+from collections import Counter, defaultdict, deque  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, date, datetime, timedelta  # noqa: E402
 from decimal import Decimal  # noqa: E402
@@ -101,6 +106,32 @@ def _error_kind(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:80]}"
 
 
+class _Turns:
+    """Lets at most ``slots`` callers in at once, the others in the order they came: a
+    freed slot is handed to the longest waiter, so nobody is overtaken."""
+
+    def __init__(self, slots: int) -> None:
+        self._lock = threading.Lock()
+        self._free = slots
+        self._waiting: deque[threading.Event] = deque()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._free > 0 and not self._waiting:
+                self._free -= 1
+                return
+            turn = threading.Event()
+            self._waiting.append(turn)
+        turn.wait()
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()
+            else:
+                self._free += 1
+
+
 def _agent_loop(
     db: Database,
     agent_name: str,
@@ -110,6 +141,7 @@ def _agent_loop(
     wall_base: float,
     result: WorkerResult,
     lock: threading.Lock,
+    turns: _Turns | contextlib.nullcontext[None],
 ) -> None:
     agent = get_agent(db, agent_name)
     session_id = new_session_id()
@@ -124,7 +156,8 @@ def _agent_loop(
         released_at = time.time()
         counted = released_at >= count_from  # after the warm-up
         try:
-            claimed = claim_next(db, agent, session_id=session_id, now=now())
+            with turns:
+                claimed = claim_next(db, agent, session_id=session_id, now=now())
         except Exception as exc:  # counted, and the agent carries on like the screen does
             with lock:
                 result.errors[_error_kind(exc)] += 1
@@ -159,11 +192,12 @@ def _agent_loop(
         for attempt in (1, 2):
             started = time.perf_counter()
             try:
-                contact_id = log_contact(
-                    db, agent, claimed.row.debtor_id, version, channel="call",
-                    direction="outbound", disposition=disposition, promise=promise,
-                    notes="team load", now=now(),
-                )  # fmt: skip
+                with turns:
+                    contact_id = log_contact(
+                        db, agent, claimed.row.debtor_id, version, channel="call",
+                        direction="outbound", disposition=disposition, promise=promise,
+                        notes="team load", now=now(),
+                    )  # fmt: skip
             except StaleEdit as exc:
                 with lock:
                     result.outcomes["stale, reloaded"] += 1
@@ -203,19 +237,22 @@ def _worker(
     warmup: float,
     seconds: float,
     clock_base: datetime,
+    in_flight: int,
     out: Any,
 ) -> None:
     """One process: a thread per agent, all starting at ``start_at`` (wall clock) and
-    counted after ``warmup`` seconds."""
+    counted after ``warmup`` seconds; ``in_flight`` of them in a transaction at once
+    (0: all)."""
     db = open_database(url, migrate=False, pool_size=len(agent_names))
     result = WorkerResult()
     lock = threading.Lock()
+    turns = _Turns(in_flight) if in_flight else contextlib.nullcontext()
     time.sleep(max(0.0, start_at - time.time()))
     deadline = start_at + warmup + seconds
     threads = [
         threading.Thread(
             target=_agent_loop,
-            args=(db, name, deadline, start_at + warmup, clock_base, start_at, result, lock),
+            args=(db, name, deadline, start_at + warmup, clock_base, start_at, result, lock, turns),
             daemon=True,
         )
         for name in agent_names
@@ -313,7 +350,7 @@ def _prepare(url: str, agents: int, debtors: int) -> list[str]:
 
 
 def run(url: str, agents: int, seconds: float, processes: int, debtors: int,
-        sync: bool, warmup: float = 0.0) -> dict[str, Any]:  # fmt: skip
+        sync: bool, warmup: float = 0.0, in_flight: int = 0) -> dict[str, Any]:  # fmt: skip
     """Run the load and return its figures (those of the ``seconds`` after ``warmup``)."""
     names = _prepare(url, agents, debtors)
     clock_base = _simulated_start(datetime.now(UTC).date())
@@ -341,7 +378,8 @@ def run(url: str, agents: int, seconds: float, processes: int, debtors: int,
     groups = [names[i::processes] for i in range(processes)]
     workers = [
         context.Process(
-            target=_worker, args=(url, group, start_at, warmup, seconds, clock_base, out)
+            target=_worker,
+            args=(url, group, start_at, warmup, seconds, clock_base, in_flight, out),
         )
         for group in groups
         if group
@@ -389,6 +427,7 @@ def run(url: str, agents: int, seconds: float, processes: int, debtors: int,
         "database": url.split("@")[-1],
         "agents": agents,
         "processes": len(workers),
+        "in_flight_per_process": in_flight or None,
         "warmup_seconds": warmup,
         "seconds": round(elapsed, 1),
         "saves": counted_saves,
@@ -421,6 +460,11 @@ def _print(figures: dict[str, Any]) -> None:
         f"TEAM LOAD: {f['agents']} agents in {f['processes']} processes for {f['seconds']} s "
         f"after a {f['warmup_seconds']:g} s warm-up, on {f['database']} ({f['cpus']} CPUs)"
     )
+    if f["in_flight_per_process"]:
+        print(
+            f"  {f['in_flight_per_process']} transaction(s) in flight per process, "
+            "the others waiting their turn"
+        )
     print(
         f"  saves: {f['saves']:,} = {f['saves_per_second']:,} saves/s (target >= 300); "
         f"save p50 {f['save_p50_ms']} ms, p99 {f['save_p99_ms']} ms (target p99 < 100 ms)"
@@ -451,6 +495,10 @@ def main() -> int:
         help=f"seconds of work before counting starts (default {WARMUP_S:g}; 0 for none)",
     )  # fmt: skip
     parser.add_argument("--processes", type=int, default=2, help="agent processes (default 2)")
+    parser.add_argument(
+        "--in-flight", type=int, default=0, metavar="N",
+        help="let each process's agents into the database N at a time, in turn (default: all)",
+    )  # fmt: skip
     parser.add_argument("--debtors", type=int, default=20_000, help="seed size if empty")
     parser.add_argument("--no-sync", action="store_true", help="agents only, no running sync")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -465,7 +513,7 @@ def main() -> int:
         url = server.create_database("team_load")
     try:
         figures = run(url, options.agents, options.seconds, options.processes, options.debtors,
-                      not options.no_sync, options.warmup)  # fmt: skip
+                      not options.no_sync, options.warmup, options.in_flight)  # fmt: skip
     finally:
         if server is not None:
             server.stop()
