@@ -6,10 +6,12 @@ import itertools
 import os
 import unicodedata
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
 from pgserver import PostgresServer, postgres_available
+from sqlalchemy import event
 from textual import events
 from textual.app import App
 from textual.keys import _get_unicode_name_from_key
@@ -39,6 +41,31 @@ def burst(app: App[object], *keys: str) -> None:
         event = events.Key(key, character)
         event.set_sender(app)
         app._driver.send_message(event)  # type: ignore[union-attr]
+
+
+@contextmanager
+def connections_held(db: Database) -> Iterator[list[int]]:
+    """Watch ``db``'s pool: the list yielded holds, once the block ends, the most
+    connections that were checked out at one time."""
+    held = 0
+    most = [0]
+
+    def checked_out(*_: object) -> None:
+        nonlocal held
+        held += 1
+        most[0] = max(most[0], held)
+
+    def checked_in(*_: object) -> None:
+        nonlocal held
+        held -= 1
+
+    event.listen(db.engine, "checkout", checked_out)
+    event.listen(db.engine, "checkin", checked_in)
+    try:
+        yield most
+    finally:
+        event.remove(db.engine, "checkout", checked_out)
+        event.remove(db.engine, "checkin", checked_in)
 
 
 def in_ci() -> bool:

@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select, update
+from conftest import connections_held
+from sqlalchemy import func, select, update
 
 from collect_tui.services.agents import AgentInfo, create_agent, get_agent
 from collect_tui.services.claims import (
@@ -140,29 +141,14 @@ def test_a_claim_and_its_save_hold_one_connection_at_a_time(portfolio: Database)
     waiting for a second one."""
     alice = get_agent(portfolio, "alice")
     forget_jurisdictions(portfolio)
-    held = [0]
-    most = [0]
-
-    def checked_out(*_: object) -> None:
-        held[0] += 1
-        most[0] = max(most[0], held[0])
-
-    def checked_in(*_: object) -> None:
-        held[0] -= 1
-
-    event.listen(portfolio.engine, "checkout", checked_out)
-    event.listen(portfolio.engine, "checkin", checked_in)
-    try:
+    with connections_held(portfolio) as most:
         claimed = claim_next(portfolio, alice, session_id="s1", now=NOW)
         assert claimed is not None
         log_contact(
             portfolio, alice, claimed.row.debtor_id, claimed.version, channel="call",
             direction="outbound", disposition="no_answer", now=NOW,
         )  # fmt: skip
-    finally:
-        event.remove(portfolio.engine, "checkout", checked_out)
-        event.remove(portfolio.engine, "checkin", checked_in)
-    assert most[0] == 1
+    assert most == [1]
 
 
 def test_supervisors_have_no_next(portfolio: Database) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from conftest import connections_held
 from sqlalchemy import select, update
 
 from collect_tui.domain.aging import BUCKETS, bucket_of_due_date
 from collect_tui.services.agents import get_agent
+from collect_tui.services.contactability import forget_jurisdictions
 from collect_tui.services.database import Database
 from collect_tui.services.queue import (
     QueueFilter,
@@ -191,6 +193,24 @@ def test_next_never_returns_an_account_that_may_not_be_contacted(portfolio: Data
     assert next_account(portfolio, alice, now=NOW) is None
     contactable = _all(portfolio, alice, QueueFilter(contactable_now=True))
     assert contactable == []
+
+
+def test_the_first_queue_read_of_a_process_holds_one_connection_at_a_time(
+    portfolio: Database,
+) -> None:
+    """Its contact-hours filter reads the jurisdictions in use first, on their own
+    connection, not while the page's read holds one."""
+    alice = get_agent(portfolio, "alice")
+    for read in (
+        lambda: queue_page(portfolio, alice, queue_filter=QueueFilter(contactable_now=True),
+                           now=NOW),
+        lambda: queue_page(portfolio, alice, now=NOW),
+        lambda: next_account(portfolio, alice, now=NOW),
+    ):  # fmt: skip
+        forget_jurisdictions(portfolio)
+        with connections_held(portfolio) as most:
+            assert read()
+        assert most == [1]
 
 
 def test_contactable_filter_respects_local_contact_hours(portfolio: Database) -> None:

@@ -260,8 +260,10 @@ def _narrowing(queue_filter: QueueFilter, today: date) -> list[ColumnElement[boo
 
 
 def _filtered(
-    db: Database, agent: AgentInfo, queue_filter: QueueFilter, now: datetime
+    db: Database, agent: AgentInfo, queue_filter: QueueFilter, now: datetime, contactable: object
 ) -> Select[tuple[object, ...]]:
+    """The agent's accounts that ``queue_filter`` lets through; ``contactable`` is
+    :func:`contactable_clause` at the time of the read."""
     today = _today_in_utc_day(now)
     query = select(*_COLUMNS).where(
         Debtor.assigned_agent_id == agent.id, *_narrowing(queue_filter, today)
@@ -279,7 +281,7 @@ def _filtered(
     if queue_filter.callbacks:
         query = query.where(Debtor.next_action == "callback")
     if queue_filter.contactable_now:
-        query = query.where(contactable_clause(db, now))
+        query = query.where(contactable)
     if len(queue_filter.search.strip()) >= SEARCH_MIN_CHARS:
         query = query.where(_search_clause(queue_filter.search, db.dialect))
     return query
@@ -345,24 +347,32 @@ def queue_row(db_row: object, now: datetime, *, contactable: bool) -> QueueRow:
     return _to_row(db_row, now, {tuple(db_row)[0]} if contactable else set())  # type: ignore[arg-type]
 
 
-def _contactable_ids(session: Session, db: Database, ids: list[int], now: datetime) -> set[int]:
-    if not ids:
-        return set()
-    return set(
-        session.scalars(select(Debtor.id).where(Debtor.id.in_(ids), contactable_clause(db, now)))
-    )
-
-
 def _rows(
-    db: Database, query: Select[tuple[object, ...]], now: datetime, session: Session | None = None
+    db: Database,
+    query: Select[tuple[object, ...]],
+    now: datetime,
+    session: Session | None = None,
+    contactable: object | None = None,
 ) -> list[QueueRow]:
-    """The rows of ``query`` with their contactability, read in ``session`` (or a new one)."""
+    """The rows of ``query`` with their contactability, read in ``session`` (or a new one).
+
+    ``contactable`` (:func:`contactable_clause`) is built before anything is read: its
+    first build in a process reads the jurisdictions in use on a connection of its own,
+    and a read holding one while waiting for another could starve a small pool.
+    """
+    if contactable is None:
+        contactable = contactable_clause(db, now)
     if session is None:
         with db.session() as session:
-            return _rows(db, query, now, session)
+            return _rows(db, query, now, session, contactable)
     raw = session.execute(query).all()
-    contactable = _contactable_ids(session, db, [r[0] for r in raw], now)
-    return [_to_row(r, now, contactable) for r in raw]
+    ids = [r[0] for r in raw]
+    reachable = (
+        set(session.scalars(select(Debtor.id).where(Debtor.id.in_(ids), contactable)))
+        if ids
+        else set()
+    )
+    return [_to_row(r, now, reachable) for r in raw]
 
 
 def due_callbacks(
@@ -415,6 +425,7 @@ def queue_page(
     now = now or datetime.now(UTC)
     queue_filter = queue_filter or QueueFilter()
     score: ColumnElement[Any] = Debtor.priority_score
+    contactable = contactable_clause(db, now)  # before the session: see _rows
     with db.session() as session:
         if _few_match(session, agent, _narrowing(queue_filter, _today_in_utc_day(now)), limit):
             # Ordered by the bare score, the database walks the queue index until it has
@@ -422,7 +433,9 @@ def queue_page(
             # an expression, it takes the matches from the filter's index and sorts them.
             score = Debtor.priority_score + 0
         query = (
-            _filtered(db, agent, queue_filter, now).order_by(score.desc(), Debtor.id).limit(limit)
+            _filtered(db, agent, queue_filter, now, contactable)
+            .order_by(score.desc(), Debtor.id)
+            .limit(limit)
         )
         if after is not None:
             query = query.where(
@@ -431,7 +444,7 @@ def queue_page(
                     and_(Debtor.priority_score == after.score, Debtor.id > after.debtor_id),
                 )
             )
-        return _rows(db, query, now, session)
+        return _rows(db, query, now, session, contactable)
 
 
 def next_account(db: Database, agent: AgentInfo, *, now: datetime | None = None) -> QueueRow | None:
@@ -440,17 +453,18 @@ def next_account(db: Database, agent: AgentInfo, *, now: datetime | None = None)
     for callback in due_callbacks(db, agent, now=now, limit=20):
         if callback.blocked is None:
             return callback
+    contactable = contactable_clause(db, now)
     query = (
         select(*_COLUMNS)
         .where(
             Debtor.assigned_agent_id == agent.id,
             Debtor.priority_score > EXCLUDED_SCORE,
-            contactable_clause(db, now),
+            contactable,
         )
         .order_by(Debtor.priority_score.desc(), Debtor.id)
         .limit(1)
     )
-    rows = _rows(db, query, now)
+    rows = _rows(db, query, now, contactable=contactable)
     return rows[0] if rows else None
 
 
