@@ -503,6 +503,8 @@ def main() -> int:
     parser.add_argument("--no-sync", action="store_true", help="agents only, no running sync")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     options = parser.parse_args()
+    if options.in_flight < 0:
+        parser.error("--in-flight must be 0 (all at once) or more")
     server = None
     url = options.db
     if url is None:
