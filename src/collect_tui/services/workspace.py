@@ -657,6 +657,20 @@ def _checked(session: Session, agent: AgentInfo, debtor_id: int, expected_versio
     return debtor
 
 
+def _checked_row(session: Session, agent: AgentInfo, debtor_id: int, expected_version: int) -> Any:
+    """:func:`_checked`, with the account as a plain row of its columns read on the
+    driver instead of a loaded ``Debtor``."""
+    found = read_on_driver(
+        session.connection(), _ACCESS_ROW,
+        {"agent_id": agent.id, "agent_name": agent.name, "debtor_id": debtor_id},
+    )  # fmt: skip
+    row = found[0] if found else None
+    record = _access_verdict(session, agent, debtor_id, row, row)
+    if record.version != expected_version:
+        raise _VersionMismatch
+    return record
+
+
 def _claim(
     session: Session, agent: AgentInfo, debtor_id: int, expected_version: int, now: datetime
 ) -> Debtor:
@@ -1686,15 +1700,9 @@ def _save_contact(
 
     conn = session.connection()
     debtor: Debtor | None = None
-    if conn.dialect.name == "postgresql":  # a plain row: the ORM object is loaded later
-        found = read_on_driver(  # only if a write needs it
-            conn, _ACCESS_ROW, {"agent_id": agent.id, "agent_name": agent.name,
-                                "debtor_id": debtor_id},
-        )  # fmt: skip
-        access_row = found[0] if found else None
-        record = _access_verdict(session, agent, debtor_id, access_row, access_row)
-        if record.version != expected_version:
-            raise _VersionMismatch
+    if conn.dialect.name == "postgresql":
+        # A plain row: the ORM object is loaded later, only if a write needs it.
+        record = _checked_row(session, agent, debtor_id, expected_version)
     else:
         record = debtor = _checked(session, agent, debtor_id, expected_version)
     started: datetime = values["started_at"]
